@@ -1,0 +1,4 @@
+#!/usr/bin/env python
+from renkei.cli import main
+
+main()

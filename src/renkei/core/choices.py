@@ -1,0 +1,10 @@
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Action(models.TextChoices):
+    """What a user wants to do with an object; access rules answer per action."""
+
+    VIEW = "view", _("View")
+    VIEW_CONTACTS = "view_contacts", _("View members and contact routes")
+    CHANGE = "change", _("Change")

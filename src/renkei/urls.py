@@ -1,6 +1,9 @@
 from django.urls import include, path
 
+from renkei.api import api
+
 urlpatterns = [
     path("", include("renkei.core.urls")),
     path("directory/", include("renkei.directory.urls")),
+    path("api/v1/", api.urls),
 ]

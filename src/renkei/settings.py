@@ -10,6 +10,7 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -34,19 +35,45 @@ def _embedded_secret_key() -> str:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     key_file = DATA_DIR / "secret_key"
     if not key_file.exists():
-        key_file.write_text(secrets.token_urlsafe(64))
-        key_file.chmod(0o600)
+        # Written privately under a temporary name, then linked into place: a web process and a
+        # worker starting together agree on one key, and no one ever reads a half-written file.
+        draft = DATA_DIR / f".secret_key.{os.getpid()}"
+        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as stream:
+            stream.write(secrets.token_urlsafe(64))
+        try:
+            os.link(draft, key_file)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
     return key_file.read_text().strip()
 
 
+def _required(name: str, purpose: str) -> str:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise ImproperlyConfigured(f"RENKEI_ENV=production needs {name}: {purpose}")
+    return value
+
+
 if PRODUCTION:
-    # Production must be configured explicitly; a missing key is an error, not a fallback.
-    SECRET_KEY = os.environ["RENKEI_SECRET_KEY"]
+    # Production must be configured explicitly; a missing value is an error, not a fallback.
+    SECRET_KEY = _required(
+        "RENKEI_SECRET_KEY",
+        "a long random string shared by every web server and worker, e.g. from "
+        "`python3 -c 'import secrets; print(secrets.token_urlsafe(64))'`.",
+    )
 else:
     SECRET_KEY = os.environ.get("RENKEI_SECRET_KEY") or _embedded_secret_key()
 
 DEBUG = _env_bool("RENKEI_DEBUG", False)
-ALLOWED_HOSTS = _env_list("RENKEI_ALLOWED_HOSTS", "" if PRODUCTION else "127.0.0.1,localhost,[::1]")
+ALLOWED_HOSTS = _env_list(
+    "RENKEI_ALLOWED_HOSTS",
+    _required("RENKEI_ALLOWED_HOSTS", "the comma-separated host names the site is served under.")
+    if PRODUCTION
+    else "127.0.0.1,localhost,[::1]",
+)
 CSRF_TRUSTED_ORIGINS = _env_list("RENKEI_CSRF_TRUSTED_ORIGINS", "")
 
 INSTALLED_APPS = [
@@ -58,6 +85,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # Serves Swagger UI's own files for /api/v1/docs, so the docs page needs no CDN.
+    "ninja",
     "django_otp",
     "django_otp.plugins.otp_totp",
     "axes",
@@ -187,6 +216,8 @@ WHITENOISE_USE_FINDERS = not PRODUCTION
 WHITENOISE_AUTOREFRESH = DEBUG
 if not PRODUCTION:
     STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
+    # WhiteNoise warns at every start when STATIC_ROOT is missing; here an empty one is expected.
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
 # --- E-mail ---------------------------------------------------------------------------------------
 
@@ -223,6 +254,8 @@ CONTENT_SECURITY_POLICY = (
 
 if PRODUCTION:
     SECURE_SSL_REDIRECT = _env_bool("RENKEI_SSL_REDIRECT", True)
+    # Load balancers probe over plain HTTP behind the TLS terminator; a redirect would fail them.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = int(os.environ.get("RENKEI_HSTS_SECONDS", str(365 * 24 * 3600)))
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True

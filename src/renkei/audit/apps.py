@@ -6,3 +6,6 @@ class AuditConfig(AppConfig):
     name = "renkei.audit"
     label = "audit"
     verbose_name = _("Audit")
+
+    def ready(self) -> None:
+        from renkei.audit import signals  # noqa: F401  (connects the sign-in receivers)

@@ -1,9 +1,12 @@
 """Request-wide policies: the content security policy, the user's language, mandatory 2FA."""
 
+from urllib.parse import urlencode
+
 from django.conf import settings
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import translation
+from django_otp import user_has_device
 
 from renkei.directory.choices import TWO_FACTOR_ORGANIZATION_TYPES
 
@@ -20,44 +23,67 @@ class ContentSecurityPolicyMiddleware:
         return response
 
 
+def preferred_language(request) -> str:
+    """The signed-in user's saved language, else the switcher's cookie, else Japanese.
+
+    The browser's Accept-Language is deliberately not consulted: Renkei is Japanese first, and
+    English is a choice a person makes (on the login page or in the header), not a side effect
+    of how a shared terminal's browser happens to be configured.
+    """
+    user = getattr(request, "user", None)
+    saved = getattr(user, "language", "") if user is not None and user.is_authenticated else ""
+    if saved and translation.check_for_language(saved):
+        return saved
+    cookie = request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME, "")
+    if cookie in dict(settings.LANGUAGES) and translation.check_for_language(cookie):
+        return cookie
+    return settings.LANGUAGE_CODE
+
+
 class UserLanguageMiddleware:
-    """A signed-in user's saved language wins over the browser's and the cookie's."""
+    """Activates `preferred_language` for the request (runs after authentication)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        language = getattr(request.user, "language", "") if request.user.is_authenticated else ""
-        if language:
-            translation.activate(language)
-            request.LANGUAGE_CODE = language
+        language = preferred_language(request)
+        translation.activate(language)
+        request.LANGUAGE_CODE = language
         return self.get_response(request)
 
 
 def requires_two_factor(user) -> bool:
     """National-centre and ministry staff must use TOTP; for everyone else it is optional."""
-    return user.is_authenticated and user.memberships.filter(
-        organization__type__in=TWO_FACTOR_ORGANIZATION_TYPES
-    ).exists()
+    return (
+        user.is_authenticated
+        and user.memberships.filter(organization__type__in=TWO_FACTOR_ORGANIZATION_TYPES).exists()
+    )
 
 
 class TwoFactorRequiredMiddleware:
-    """Sends staff who must use 2FA to set it up or to enter a code before any other page."""
+    """Sends people who must pass 2FA to set it up or to enter a code before any other page.
 
-    EXEMPT_URL_NAMES = ("two_factor_verify", "two_factor_setup", "logout", "set_language", "healthz")
+    That is national-centre and ministry staff, and anyone who chose to set up an authenticator:
+    an enrolled second factor that is never asked for would protect nothing.
+    """
+
+    EXEMPT_URL_NAMES = ("two_factor_verify", "two_factor_setup", "logout", "set_language", "healthz", "login")
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
         user = request.user
-        path = request.path_info
-        exempt = path.startswith((settings.STATIC_URL, "/api/")) or any(
-            path == reverse(name) for name in self.EXEMPT_URL_NAMES
-        )
-        if not exempt and user.is_authenticated and not user.is_verified() and requires_two_factor(user):
-            from django_otp import user_has_device
-
-            target = "two_factor_verify" if user_has_device(user) else "two_factor_setup"
-            return redirect(f"{reverse(target)}?next={request.get_full_path()}")
+        if user.is_authenticated and not user.is_verified() and not self._exempt(request.path_info):
+            has_device = user_has_device(user)
+            if has_device or requires_two_factor(user):
+                target = "two_factor_verify" if has_device else "two_factor_setup"
+                return redirect(f"{reverse(target)}?{urlencode({'next': request.get_full_path()})}")
         return self.get_response(request)
+
+    def _exempt(self, path: str) -> bool:
+        # The API authenticates with bearer tokens, not sessions; static files carry nothing.
+        if path.startswith((settings.STATIC_URL, "/api/")):
+            return True
+        return any(path == reverse(name) for name in self.EXEMPT_URL_NAMES)

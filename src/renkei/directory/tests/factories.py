@@ -17,6 +17,7 @@ class SectorFactory(factory.django.DjangoModelFactory):
 class OrganizationFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Organization
+        skip_postgeneration_save = True
 
     type = OrganizationType.OPERATOR
     name_ja = factory.Sequence(lambda n: f"組織{n}株式会社")

@@ -1,0 +1,299 @@
+"""The audit trail: every write recorded in its own transaction, append-only, hash-chained, verifiable."""
+
+import io
+import json
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection, transaction
+from django.utils import translation
+
+from renkei.audit.models import AppendOnlyError, AuditChainHead, AuditRecord
+from renkei.audit.services import audit_verify, audit_write
+from renkei.cli import main as renkei_main
+from renkei.core.services import token_create, token_revoke
+from renkei.directory.models import Membership, Organization
+from renkei.directory.services import (
+    ContactInput,
+    OrganizationImportRow,
+    contact_routes_replace,
+    membership_add,
+    membership_remove,
+    organization_create,
+    organization_remove,
+    organization_update,
+    organizations_import,
+    reference_data_load,
+    two_factor_device_add,
+    user_create,
+    user_remove,
+)
+
+ROUTES = [ContactInput("email", "soc@example.jp"), ContactInput("phone", "03-0000-0000")]
+
+
+@pytest.fixture(autouse=True)
+def _english():
+    with translation.override("en"):
+        yield
+
+
+def verify(*args) -> str:
+    stdout = io.StringIO()
+    call_command("audit", "verify", *args, stdout=stdout)
+    return stdout.getvalue()
+
+
+def records_after(pk: int):
+    return list(AuditRecord.objects.filter(pk__gt=pk).order_by("pk"))
+
+
+def records_before(pk: int) -> int:
+    return AuditRecord.objects.filter(pk__lt=pk).order_by("-pk").values_list("pk", flat=True)[0]
+
+
+# Each service write, and the (action, object type) of the record it must leave.
+SERVICE_WRITES = {
+    "organization_create": (
+        lambda c: organization_create(
+            actor=c.nisc_coordinator, name_ja="新組織", org_type="vendor", contacts=ROUTES
+        ),
+        "create",
+        "directory.organization",
+    ),
+    "organization_update": (
+        lambda c: organization_update(
+            actor=c.bank_a_admin, organization=c.bank_a, name_en="Sakura Bank Ltd."
+        ),
+        "update",
+        "directory.organization",
+    ),
+    "organization_remove": (
+        lambda c: organization_remove(actor=None, organization=c.bank_b),
+        "update",
+        "directory.organization",
+    ),
+    "contact_routes_replace": (
+        lambda c: contact_routes_replace(actor=c.bank_a_admin, organization=c.bank_a, contacts=ROUTES),
+        "update",
+        "directory.organization",
+    ),
+    "organizations_import": (
+        lambda c: organizations_import(
+            actor=None,
+            rows=[OrganizationImportRow(row=2, name_ja="輸入組織", type="operator", sectors="gas")],
+        ),
+        "create",
+        "directory.organization",
+    ),
+    "user_create": (
+        lambda c: user_create(
+            actor=c.bank_a_admin, username="newbie", organization=c.bank_a, role="reporter"
+        ),
+        "create",
+        "directory.user",
+    ),
+    "user_remove": (lambda c: user_remove(actor=None, user=c.hospital_reporter), "delete", "directory.user"),
+    "membership_add": (
+        lambda c: membership_add(actor=None, user=c.bank_a_reporter, organization=c.bank_a, role="analyst"),
+        "create",
+        "directory.membership",
+    ),
+    "membership_remove": (
+        lambda c: membership_remove(actor=None, membership=c.bank_b_reporter.memberships.get()),
+        "delete",
+        "directory.membership",
+    ),
+    "two_factor_device_add": (
+        lambda c: two_factor_device_add(
+            actor=None, user=c.fsa_coordinator, key="3132333435363738393031323334353637383930", name="demo"
+        ),
+        "create",
+        "otp_totp.totpdevice",
+    ),
+    "token_create": (
+        lambda c: token_create(actor=c.bank_a_reporter, user=c.bank_a_reporter),
+        "token_create",
+        "core.apitoken",
+    ),
+    "token_revoke": (
+        lambda c: token_revoke(actor=None, token=token_create(actor=None, user=c.bank_a_reporter)[0]),
+        "token_revoke",
+        "core.apitoken",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", SERVICE_WRITES)
+def test_every_service_write_leaves_an_audit_record(community, name):
+    write, action, object_type = SERVICE_WRITES[name]
+    last = AuditRecord.objects.order_by("pk").last().pk
+    write(community)
+    new = records_after(last)
+    assert new, f"{name} wrote no audit record"
+    assert (new[-1].action, new[-1].object_type) == (action, object_type)
+    assert audit_verify().ok
+
+
+def test_reference_data_load_is_audited(db):
+    reference_data_load()
+    types = set(AuditRecord.objects.values_list("object_type", flat=True))
+    assert types == {"directory.organization", "directory.sector"}
+    assert AuditRecord.objects.count() == Organization.objects.count() + 15
+
+
+def test_a_failing_service_leaves_no_audit_record(community, monkeypatch):
+    """membership_remove writes its record before deleting: the failed delete must take it back."""
+    membership = community.bank_b_reporter.memberships.get()
+    head_before = AuditChainHead.objects.get()
+    count_before = AuditRecord.objects.count()
+
+    def refuse(self, *args, **kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(Membership, "delete", refuse)
+    with pytest.raises(RuntimeError):
+        membership_remove(actor=None, membership=membership)
+    monkeypatch.undo()
+
+    assert AuditRecord.objects.count() == count_before
+    assert Membership.objects.filter(pk=membership.pk).exists()
+    head_after = AuditChainHead.objects.get()
+    assert (head_after.last_hash, head_after.length) == (head_before.last_hash, head_before.length)
+    membership_remove(actor=None, membership=membership)
+    assert audit_verify().ok
+
+
+def test_the_record_shares_the_callers_transaction(community):
+    count_before = AuditRecord.objects.count()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        organization_create(actor=None, name_ja="幻の組織", org_type="vendor", contacts=ROUTES)
+        raise RuntimeError("the caller fails after the service succeeded")
+    assert not Organization.objects.filter(name_ja="幻の組織").exists()
+    assert AuditRecord.objects.count() == count_before
+    assert audit_verify().ok
+
+
+def test_records_name_the_actor_and_keep_before_and_after(community):
+    organization_update(actor=community.bank_a_admin, organization=community.bank_a, size="sme")
+    record = AuditRecord.objects.order_by("pk").last()
+    assert record.actor == community.bank_a_admin
+    assert record.actor_label == "bank_a_admin"
+    assert (record.before["size"], record.after["size"]) == ("large", "sme")
+    assert record.prev_hash == AuditRecord.objects.get(pk=records_before(record.pk)).hash
+
+
+# --- renkei audit verify -------------------------------------------------------------------------
+
+
+def test_verify_ok(community):
+    total = AuditRecord.objects.count()
+    assert f"OK: the audit trail is intact ({total} records)" in verify()
+    assert json.loads(verify("--json")) == {
+        "ok": True,
+        "checked": total,
+        "broken_record_id": None,
+        "reason": None,
+    }
+
+
+def test_verify_on_an_empty_trail(db):
+    assert json.loads(verify("--json"))["checked"] == 0
+
+
+def _tampered_record(community) -> AuditRecord:
+    return AuditRecord.objects.filter(object_type="directory.organization").order_by("pk")[3]
+
+
+def test_an_edited_row_is_detected(community):
+    target = _tampered_record(community)
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE audit_auditrecord SET object_repr = %s WHERE id = %s", ["forged", target.pk])
+    with pytest.raises(CommandError) as excinfo:
+        verify()
+    assert excinfo.value.returncode == 1
+    assert f"broken at record #{target.pk}" in str(excinfo.value)
+    assert "content does not match its hash" in str(excinfo.value)
+
+
+def test_an_edited_row_is_detected_in_json(community):
+    target = _tampered_record(community)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE audit_auditrecord SET actor_label = %s WHERE id = %s", ["someone else", target.pk]
+        )
+    stdout = io.StringIO()
+    with pytest.raises(CommandError):
+        call_command("audit", "verify", "--json", stdout=stdout)
+    document = json.loads(stdout.getvalue())
+    assert document == {
+        "ok": False,
+        "checked": AuditRecord.objects.filter(pk__lt=target.pk).count(),
+        "broken_record_id": target.pk,
+        "reason": "content",
+    }
+
+
+def test_a_rehashed_row_breaks_the_link_to_the_next(community):
+    """Someone who edits a row and recomputes its hash still breaks the next record's link."""
+    target = _tampered_record(community)
+    next_record = AuditRecord.objects.filter(pk__gt=target.pk).order_by("pk").first()
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE audit_auditrecord SET hash = %s WHERE id = %s", ["f" * 64, target.pk])
+    check = audit_verify()
+    assert (check.ok, check.broken_record_id) == (False, target.pk)
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM audit_auditrecord WHERE id = %s", [target.pk])
+    check = audit_verify()
+    assert (check.ok, check.broken_record_id, check.reason) == (False, next_record.pk, "link")
+
+
+def test_deleting_the_last_record_is_detected(community):
+    last = AuditRecord.objects.order_by("pk").last()
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM audit_auditrecord WHERE id = %s", [last.pk])
+    with pytest.raises(CommandError) as excinfo:
+        verify()
+    assert excinfo.value.returncode == 1
+    assert "missing from the end of the chain" in str(excinfo.value)
+
+
+def test_the_console_command_exits_with_status_one_on_a_broken_chain(community, capsys):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE audit_auditrecord SET object_id = %s WHERE id = %s",
+            ["999", _tampered_record(community).pk],
+        )
+    with pytest.raises(SystemExit) as excinfo:
+        renkei_main(["renkei", "audit", "verify"])
+    assert excinfo.value.code == 1
+    assert "broken at record" in capsys.readouterr().err
+
+
+# --- append-only ---------------------------------------------------------------------------------
+
+
+def test_records_cannot_be_changed_or_removed_through_the_orm(community):
+    record = AuditRecord.objects.order_by("pk").first()
+    record.object_repr = "changed"
+    with pytest.raises(AppendOnlyError):
+        record.save()
+    with pytest.raises(AppendOnlyError):
+        record.delete()
+    with pytest.raises(AppendOnlyError):
+        AuditRecord.objects.filter(pk=record.pk).update(object_repr="changed")
+    with pytest.raises(AppendOnlyError):
+        AuditRecord.objects.filter(pk=record.pk).delete()
+    with pytest.raises(AppendOnlyError):
+        AuditRecord.objects.all().delete()
+    assert AuditRecord.objects.get(pk=record.pk).object_repr != "changed"
+    assert audit_verify().ok
+
+
+def test_an_audit_write_appends_to_the_chain(community):
+    head = AuditChainHead.objects.get()
+    record = audit_write(actor=community.bank_a_reporter, action="read", obj=community.bank_b)
+    assert record.prev_hash == head.last_hash
+    head.refresh_from_db()
+    assert (head.last_hash, head.length) == (record.hash, AuditRecord.objects.count())

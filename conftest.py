@@ -38,11 +38,15 @@ def community(reference_data):
     c.fsa = Organization.objects.get(name_ja="金融庁")
     c.mhlw = Organization.objects.get(name_ja="厚生労働省")
     c.bank_ceptoar = Organization.objects.get(name_ja="銀行等セプター")
-    c.bank_a = OrganizationFactory(name_ja="さくら銀行", name_en="Sakura Bank", sectors=[c.finance],
-                                   parent=c.bank_ceptoar, size="large")
-    c.bank_b = OrganizationFactory(name_ja="もみじ銀行", name_en="Momiji Bank", sectors=[c.finance],
-                                   parent=c.bank_ceptoar, size="sme")
-    c.hospital = OrganizationFactory(name_ja="みどり病院", name_en="Midori Hospital", sectors=[c.medical], size="sme")
+    c.bank_a = OrganizationFactory(
+        name_ja="さくら銀行", name_en="Sakura Bank", sectors=[c.finance], parent=c.bank_ceptoar, size="large"
+    )
+    c.bank_b = OrganizationFactory(
+        name_ja="もみじ銀行", name_en="Momiji Bank", sectors=[c.finance], parent=c.bank_ceptoar, size="sme"
+    )
+    c.hospital = OrganizationFactory(
+        name_ja="みどり病院", name_en="Midori Hospital", sectors=[c.medical], size="sme"
+    )
     for org in (c.bank_a, c.bank_b, c.hospital, c.nisc, c.fsa):
         ContactRouteFactory(organization=org, kind="email")
         ContactRouteFactory(organization=org, kind="phone", value="03-0000-0000")

@@ -24,7 +24,9 @@ def snapshot(instance: models.Model, *, exclude: tuple[str, ...] = ("password",)
         data[field.attname] = _json_value(field.value_from_object(instance))
     if instance.pk is not None:
         for field in instance._meta.many_to_many:
-            data[field.name] = sorted(_json_value(pk) for pk in getattr(instance, field.name).values_list("pk", flat=True))
+            data[field.name] = sorted(
+                _json_value(pk) for pk in getattr(instance, field.name).values_list("pk", flat=True)
+            )
     return data
 
 
@@ -32,7 +34,11 @@ def _json_value(value):
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if timezone.is_aware(value) else value.isoformat()
+        return (
+            value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            if timezone.is_aware(value)
+            else value.isoformat()
+        )
     if isinstance(value, (dt.date, dt.time, decimal.Decimal, uuid.UUID, float)):
         return str(value)
     if isinstance(value, (list, tuple)):
@@ -42,8 +48,19 @@ def _json_value(value):
     return str(value)
 
 
-def _record_hash(*, prev_hash: str, at: dt.datetime, actor_id, actor_label: str, action: str,
-                 object_type: str, object_id: str, object_repr: str, before, after) -> str:
+def _record_hash(
+    *,
+    prev_hash: str,
+    at: dt.datetime,
+    actor_id,
+    actor_label: str,
+    action: str,
+    object_type: str,
+    object_id: str,
+    object_repr: str,
+    before,
+    after,
+) -> str:
     payload = json.dumps(
         {
             "prev": prev_hash,

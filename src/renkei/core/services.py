@@ -40,7 +40,9 @@ def token_revoke(*, actor, token: ApiToken) -> ApiToken:
         return token
     token.revoked_at = timezone.now()
     token.save(update_fields=["revoked_at"])
-    audit_write(actor=actor, action=AuditAction.TOKEN_REVOKE, obj=token, after={"revoked_at": token.revoked_at})
+    audit_write(
+        actor=actor, action=AuditAction.TOKEN_REVOKE, obj=token, after={"revoked_at": token.revoked_at}
+    )
     return token
 
 

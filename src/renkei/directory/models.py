@@ -10,7 +10,6 @@ from renkei.core.access import NOTHING, Principal, RestrictedQuerySet
 from renkei.core.choices import Action
 from renkei.directory.choices import ContactKind, Language, OrganizationType, Role, SizeClass
 
-
 MINIMUM_CONTACT_ROUTES = 2
 
 
@@ -138,9 +137,9 @@ class Organization(models.Model):
         sector_members = cls.sectors.through.objects.filter(
             sector_id__in=principal.overseen_sector_ids
         ).values("organization_id")
-        own_ministries = Sector.ministries.through.objects.filter(
-            sector_id__in=principal.sector_ids
-        ).values("organization_id")
+        own_ministries = Sector.ministries.through.objects.filter(sector_id__in=principal.sector_ids).values(
+            "organization_id"
+        )
         return (
             Q(pk__in=principal.org_ids)
             | Q(pk__in=principal.parent_ids)
@@ -189,7 +188,9 @@ class User(AbstractUser):
 class Membership(models.Model):
     """A person's role in an organization. A person may hold several roles."""
 
-    user = models.ForeignKey(User, verbose_name=_("user"), related_name="memberships", on_delete=models.CASCADE)
+    user = models.ForeignKey(
+        User, verbose_name=_("user"), related_name="memberships", on_delete=models.CASCADE
+    )
     organization = models.ForeignKey(
         Organization, verbose_name=_("organization"), related_name="memberships", on_delete=models.PROTECT
     )
@@ -216,7 +217,9 @@ class Membership(models.Model):
         if action in (Action.VIEW, Action.VIEW_CONTACTS):
             return Q(organization__in=Organization.objects.filter(Organization.chain_of(principal)))
         if action == Action.CHANGE:
-            return Q(organization__in=Organization.objects.filter(Organization.access_rule(principal, action)))
+            return Q(
+                organization__in=Organization.objects.filter(Organization.access_rule(principal, action))
+            )
         return NOTHING
 
 

@@ -46,7 +46,8 @@ communities = st.fixed_dictionaries(
             st.fixed_dictionaries(
                 {
                     "memberships": st.sets(
-                        st.tuples(st.integers(min_value=0, max_value=7), st.sampled_from(Role.values)), max_size=3
+                        st.tuples(st.integers(min_value=0, max_value=7), st.sampled_from(Role.values)),
+                        max_size=3,
                     ),
                     "superuser": st.sampled_from([False, False, False, True]),
                 }
@@ -89,7 +90,11 @@ def build(spec):
 
 
 def oracle_memberships(user):
-    return [m for m in Membership.objects.filter(user=user).select_related("organization") if m.organization.active]
+    return [
+        m
+        for m in Membership.objects.filter(user=user).select_related("organization")
+        if m.organization.active
+    ]
 
 
 def oracle_contacts(user, orgs):
@@ -116,7 +121,8 @@ def oracle_contacts(user, orgs):
 def oracle_change(user, orgs):
     memberships = oracle_memberships(user)
     if user.is_superuser or any(
-        m.organization.type == OrganizationType.NATIONAL_CENTER and m.role in (Role.COORDINATOR, Role.ORG_ADMIN)
+        m.organization.type == OrganizationType.NATIONAL_CENTER
+        and m.role in (Role.COORDINATOR, Role.ORG_ADMIN)
         for m in memberships
     ):
         return set(orgs)

@@ -126,6 +126,14 @@ def test_repeated_failures_lock_sign_in_with_a_translated_page(community, settin
     assert "_auth_user_id" not in client.session
 
 
+def test_an_expired_form_gets_a_readable_page_within_the_csp(db):
+    response = Client(enforce_csrf_checks=True).post(reverse("login"), {"username": "x", "password": "y"})
+    html = response.content.decode()
+    assert response.status_code == 403
+    assert "フォームの有効期限が切れました" in html
+    assert "<style" not in html and " style=" not in html
+
+
 def test_logout_requires_post(community):
     client = Client()
     client.force_login(community.bank_a_reporter)

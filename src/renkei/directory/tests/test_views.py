@@ -63,6 +63,23 @@ def test_sector_list_query_count_does_not_grow_with_sectors(community):
     assert len(queries) <= 12
 
 
+@pytest.mark.parametrize("url_name", ["directory:organization_list", "directory:person_list"])
+def test_list_query_count_does_not_grow_with_rows(community, url_name):
+    client = signed_in(community.nisc_coordinator)
+    client.get(reverse(url_name))
+
+    def queries_for_page() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(reverse(url_name)).status_code == 200
+        return len(queries)
+
+    before = queries_for_page()
+    for number in range(10):
+        organization = OrganizationFactory(sectors=[community.finance, community.medical])
+        member(organization, Role.REPORTER, f"extra_reporter_{number}")
+    assert queries_for_page() == before
+
+
 def test_sector_detail_lists_operators_and_404s_for_unknown_codes(community):
     client = signed_in(community.bank_a_reporter)
     html = client.get(reverse("directory:sector_detail", kwargs={"code": "finance"})).content.decode()
@@ -108,7 +125,8 @@ def test_organization_list_htmx_request_gets_only_the_results(community):
     body = partial.content.decode()
     assert "<html" not in body
     assert "さくら銀行" in body
-    assert 'hx-swap-oob="true"' in body  # the result count, announced outside the swapped table
+    # The count is updated inside the existing live region, so screen readers announce it.
+    assert 'id="organization-count" class="results-summary" role="status" hx-swap-oob="innerHTML"' in body
     assert "HX-Request" in partial["Vary"]
 
 

@@ -10,12 +10,11 @@ from django.db.models import Prefetch, QuerySet
 from django.http import HttpRequest
 from django.utils import translation
 from django.utils.translation import gettext as _
-from django_otp import user_has_device
 from ninja import Router
 from ninja.security import APIKeyCookie, HttpBearer
 from ninja.utils import check_csrf
 
-from renkei.core.middleware import preferred_language, requires_two_factor
+from renkei.core.middleware import must_pass_two_factor, preferred_language
 from renkei.core.problems import WWW_AUTHENTICATE, Problem, ProblemType
 from renkei.core.schemas import MeOut, PageQuery, ProblemOut
 from renkei.core.services import token_authenticate
@@ -49,11 +48,6 @@ class BearerTokenAuth(HttpBearer):
         request.LANGUAGE_CODE = preferred_language(request)
         translation.activate(request.LANGUAGE_CODE)
         return user
-
-
-def must_pass_two_factor(user) -> bool:
-    """The web interface's rule (see TwoFactorRequiredMiddleware): staff who must, and anyone enrolled."""
-    return requires_two_factor(user) or user_has_device(user)
 
 
 class SessionAuth(APIKeyCookie):

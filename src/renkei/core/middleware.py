@@ -61,12 +61,15 @@ def requires_two_factor(user) -> bool:
     )
 
 
-class TwoFactorRequiredMiddleware:
-    """Sends people who must pass 2FA to set it up or to enter a code before any other page.
+def must_pass_two_factor(user) -> bool:
+    """Staff who must use 2FA, and anyone who enrolled an authenticator: an enrolled second factor
+    that is never asked for would protect nothing. The web pages and the API both apply this."""
+    return requires_two_factor(user) or user_has_device(user)
 
-    That is national-centre and ministry staff, and anyone who chose to set up an authenticator:
-    an enrolled second factor that is never asked for would protect nothing.
-    """
+
+class TwoFactorRequiredMiddleware:
+    """Sends people who must pass 2FA (see `must_pass_two_factor`) to set it up or to enter a code
+    before any other page."""
 
     EXEMPT_URL_NAMES = ("two_factor_verify", "two_factor_setup", "logout", "set_language", "healthz", "login")
 
@@ -75,11 +78,14 @@ class TwoFactorRequiredMiddleware:
 
     def __call__(self, request):
         user = request.user
-        if user.is_authenticated and not user.is_verified() and not self._exempt(request.path_info):
-            has_device = user_has_device(user)
-            if has_device or requires_two_factor(user):
-                target = "two_factor_verify" if has_device else "two_factor_setup"
-                return redirect(f"{reverse(target)}?{urlencode({'next': request.get_full_path()})}")
+        if (
+            user.is_authenticated
+            and not user.is_verified()
+            and not self._exempt(request.path_info)
+            and must_pass_two_factor(user)
+        ):
+            target = "two_factor_verify" if user_has_device(user) else "two_factor_setup"
+            return redirect(f"{reverse(target)}?{urlencode({'next': request.get_full_path()})}")
         return self.get_response(request)
 
     def _exempt(self, path: str) -> bool:

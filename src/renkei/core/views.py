@@ -26,7 +26,7 @@ from renkei.core.accounts import (
     totp_secret_for_display,
     user_language_set,
 )
-from renkei.core.forms import LanguageForm, LoginForm, TokenForm
+from renkei.core.forms import LanguageForm, LoginForm, PasswordLinkRequestForm, PasswordSetForm, TokenForm
 from renkei.core.middleware import requires_two_factor
 from renkei.directory.choices import OrganizationType
 from renkei.directory.models import Membership, Organization, Sector, User
@@ -79,6 +79,26 @@ class LoginView(auth_views.LoginView):
     form_class = LoginForm
     template_name = "core/login.html"
     redirect_authenticated_user = True
+
+
+class PasswordLinkRequestView(auth_views.PasswordResetView):
+    form_class = PasswordLinkRequestForm
+    template_name = "core/password_link_request.html"
+    subject_template_name = "core/email/password_link_subject.txt"
+    email_template_name = "core/email/password_link_body.txt"
+
+
+class PasswordLinkSentView(auth_views.PasswordResetDoneView):
+    template_name = "core/password_link_sent.html"
+
+
+class PasswordSetView(auth_views.PasswordResetConfirmView):
+    form_class = PasswordSetForm
+    template_name = "core/password_set.html"
+
+
+class PasswordSetDoneView(auth_views.PasswordResetCompleteView):
+    template_name = "core/password_set_done.html"
 
 
 def _remember_language(response, language: str) -> None:

@@ -4,48 +4,15 @@ These tests commit for real (transactional_db): the task is queued by the servic
 and the worker, like a real one, closes and reopens its database connection between tasks.
 """
 
-import io
-import signal
-
-import pytest
-from django.core.management import call_command
 from django_tasks_db.models import DBTaskResult
 
 from renkei.directory.choices import Role
 from renkei.directory.services import user_create
 from renkei.directory.tests.factories import OrganizationFactory
 
-from .smtp import free_port, smtp_server
+from .smtp import free_port
 
 ENGLISH_SUBJECT = "Your Renkei account"
-
-
-@pytest.fixture
-def inbox(transactional_db, settings):
-    with smtp_server() as (inbox, port):
-        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-        settings.EMAIL_HOST = "127.0.0.1"
-        settings.EMAIL_PORT = port
-        settings.EMAIL_HOST_USER = ""
-        settings.EMAIL_HOST_PASSWORD = ""
-        settings.EMAIL_USE_TLS = False
-        settings.DEFAULT_FROM_EMAIL = "renkei@renkei.example.jp"
-        settings.RENKEI_BASE_URL = "https://renkei.example.jp"
-        yield inbox
-
-
-def run_worker_until_idle() -> None:
-    """`renkei worker --batch`: run every queued task, then return.
-
-    The worker installs its own SIGINT/SIGTERM handlers (right for a worker process); put pytest's back.
-    """
-    signals = [signal.SIGINT, signal.SIGTERM, signal.SIGQUIT]
-    saved = {number: signal.getsignal(number) for number in signals}
-    try:
-        call_command("worker", batch=True, startup_delay=False, stdout=io.StringIO())
-    finally:
-        for number, handler in saved.items():
-            signal.signal(number, handler)
 
 
 def create_user(username: str, *, email: str, language: str = ""):
@@ -59,14 +26,14 @@ def create_user(username: str, *, email: str, language: str = ""):
     )
 
 
-def test_welcome_email_in_english_reaches_the_smtp_server(inbox):
+def test_welcome_email_in_english_reaches_the_smtp_server(inbox, run_worker):
     create_user("suzuki", email="suzuki@operator.example.jp", language="en")
     queued = DBTaskResult.objects.get()
     assert queued.task_path == "renkei.directory.tasks.send_welcome_email"
     assert queued.status == "READY"
     assert inbox.deliveries == [], "nothing is sent before the worker runs"
 
-    run_worker_until_idle()
+    run_worker()
 
     queued.refresh_from_db()
     assert queued.status == "SUCCESSFUL", queued.traceback
@@ -80,10 +47,10 @@ def test_welcome_email_in_english_reaches_the_smtp_server(inbox):
     assert "https://renkei.example.jp/accounts/login/" in body
 
 
-def test_welcome_email_defaults_to_japanese(inbox):
+def test_welcome_email_defaults_to_japanese(inbox, run_worker):
     create_user("tanaka", email="tanaka@operator.example.jp")
 
-    run_worker_until_idle()
+    run_worker()
 
     [delivery] = inbox.wait_for(1)
     assert delivery.recipients == ["tanaka@operator.example.jp"]
@@ -95,12 +62,12 @@ def test_welcome_email_defaults_to_japanese(inbox):
     assert "https://renkei.example.jp/accounts/login/" in body
 
 
-def test_every_queued_welcome_is_sent_once(inbox):
+def test_every_queued_welcome_is_sent_once(inbox, run_worker):
     for number in range(3):
         create_user(f"operator{number}", email=f"operator{number}@example.jp", language="en")
 
-    run_worker_until_idle()
-    run_worker_until_idle()
+    run_worker()
+    run_worker()
 
     deliveries = inbox.wait_for(3)
     assert sorted(address for d in deliveries for address in d.recipients) == [
@@ -116,14 +83,14 @@ def test_a_user_without_email_queues_no_welcome(transactional_db):
     assert not DBTaskResult.objects.exists()
 
 
-def test_an_unreachable_smtp_server_marks_the_task_failed(transactional_db, settings):
+def test_an_unreachable_smtp_server_marks_the_task_failed(transactional_db, settings, run_worker):
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST = "127.0.0.1"
     settings.EMAIL_PORT = free_port()  # nothing listens there
     settings.EMAIL_USE_TLS = False
     create_user("kato", email="kato@operator.example.jp")
 
-    run_worker_until_idle()
+    run_worker()
 
     queued = DBTaskResult.objects.get()
     assert queued.status == "FAILED"

@@ -2,9 +2,9 @@
 
 import pytest
 
+from renkei.core.referencedata import all_reference_data_load
 from renkei.directory.choices import OrganizationType, Role
 from renkei.directory.models import Organization, Sector
-from renkei.directory.services import reference_data_load
 from renkei.directory.tests.factories import ContactRouteFactory, OrganizationFactory, member
 
 
@@ -16,8 +16,9 @@ def _fast_password_hashing(settings):
 
 @pytest.fixture
 def reference_data(db):
-    """The real Japanese CIP structure: 15 sectors, ministries, CEPTOARs, the national centre."""
-    reference_data_load()
+    """The real Japanese CIP structure (15 sectors, ministries, CEPTOARs, the national centre), the cause
+    taxonomy and the deadline profiles."""
+    all_reference_data_load()
 
 
 @pytest.fixture

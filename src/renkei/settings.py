@@ -79,6 +79,7 @@ CSRF_TRUSTED_ORIGINS = _env_list("RENKEI_CSRF_TRUSTED_ORIGINS", "")
 INSTALLED_APPS = [
     "renkei.core",
     "renkei.directory",
+    "renkei.sharing",
     "renkei.audit",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -211,6 +212,7 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 MEDIA_ROOT = DATA_DIR / "media"
+RENKEI_ATTACHMENT_MAX_BYTES = int(os.environ.get("RENKEI_ATTACHMENT_MAX_MB", "20")) * 1024 * 1024
 # Embedded mode serves straight from the package, so no collectstatic step is needed.
 WHITENOISE_USE_FINDERS = not PRODUCTION
 WHITENOISE_AUTOREFRESH = DEBUG

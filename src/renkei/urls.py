@@ -5,5 +5,7 @@ from renkei.api import api
 urlpatterns = [
     path("", include("renkei.core.urls")),
     path("directory/", include("renkei.directory.urls")),
+    path("sharing/", include("renkei.sharing.urls")),
+    path("dashboard/", include("renkei.sharing.urls_dashboard")),
     path("api/v1/", api.urls),
 ]

@@ -8,3 +8,7 @@ class Action(models.TextChoices):
     VIEW = "view", _("View")
     VIEW_CONTACTS = "view_contacts", _("View members and contact routes")
     CHANGE = "change", _("Change")
+    COMMENT = "comment", _("Comment or ask")
+    TRIAGE = "triage", _("Triage (link, reclassify)")
+    FORWARD = "forward", _("Forward within the TLP ceiling")
+    ACKNOWLEDGE = "acknowledge", _("Acknowledge")

@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from renkei.core.referencedata import all_reference_data_load
 from renkei.directory.choices import (
     TWO_FACTOR_ORGANIZATION_TYPES,
     ContactKind,
@@ -33,7 +34,6 @@ from renkei.directory.services import (
     membership_add,
     organization_create,
     organization_remove,
-    reference_data_load,
     sectors_by_code,
     two_factor_device_add,
     user_create,
@@ -340,7 +340,7 @@ def demo_load(*, reset: bool = False) -> DemoResult:
     """Load the reference data and the demo community. Creates only what is missing, so running it
     again changes nothing; with `reset`, first removes the demo's people and organizations."""
     result = DemoResult()
-    reference_data_load(actor=None)
+    all_reference_data_load(actor=None)
     if reset:
         _remove_demo(result)
     _ensure_organizations(result)

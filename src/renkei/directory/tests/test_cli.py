@@ -68,14 +68,19 @@ def write_xlsx(tmp_path, rows, name: str = "orgs.xlsx"):
 def test_referencedata_load_creates_the_structure_once(db):
     reference = json.loads(REFERENCE_DATA.read_text(encoding="utf-8"))
     first = run_json("referencedata", "load")
-    assert first["created"] == {"sectors": 15, "organizations": len(reference["organizations"])}
+    assert first["created"] == {
+        "sectors": 15,
+        "organizations": len(reference["organizations"]),
+        "causes": 19,
+        "deadline_profiles": 3,
+    }
     assert Sector.objects.count() == 15
     assert Organization.objects.filter(type="ceptoar").count() == sum(
         1 for item in reference["organizations"] if item["type"] == "ceptoar"
     )
 
     again = run("referencedata", "load")
-    assert "0 new sectors, 0 new organizations" in again
+    assert "0 new sectors, 0 new organizations, 0 new cause categories, 0 new deadline profiles" in again
     assert Sector.objects.count() == 15
 
 

@@ -1,14 +1,15 @@
-"""`renkei referencedata load`: the real structure of Japan's CIP community (sectors, bodies)."""
+"""`renkei referencedata load`: the real structure of Japan's CIP community (sectors, bodies), the
+cause taxonomy and the reporting regimes."""
 
 from django.core.management.base import BaseCommand
 from django.utils.translation import gettext as _
 
 from renkei.core.management.output import write_json
-from renkei.directory.services import REFERENCE_DATA, reference_data_load
+from renkei.core.referencedata import all_reference_data_load
 
 
 class Command(BaseCommand):
-    help = _("Load the reference sectors, ministries, agencies and CEPTOARs.")
+    help = _("Load the reference sectors, bodies, CEPTOARs, cause categories and deadline profiles.")
 
     def add_arguments(self, parser):
         actions = parser.add_subparsers(dest="action", required=True)
@@ -21,13 +22,14 @@ class Command(BaseCommand):
         load.add_argument("--json", dest="as_json", action="store_true", help=_("Print the result as JSON."))
 
     def handle(self, *args, action, as_json, verbosity, **options):
-        created = reference_data_load(actor=None)
+        created = all_reference_data_load(actor=None)
         if as_json:
-            write_json(self.stdout, {"source": REFERENCE_DATA.name, "created": created})
+            write_json(self.stdout, {"created": created})
         elif verbosity > 0:
             self.stdout.write(
                 _(
-                    "Reference data loaded: %(sectors)d new sectors, %(organizations)d new organizations "
+                    "Reference data loaded: %(sectors)d new sectors, %(organizations)d new organizations, "
+                    "%(causes)d new cause categories, %(deadline_profiles)d new deadline profiles "
                     "(existing ones were left unchanged)."
                 )
                 % created

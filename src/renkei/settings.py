@@ -180,12 +180,20 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
-# Lock an account, and a client address, after repeated failures, for a cooling-off period.
+# Lock a username at one client address after repeated failures, for a cooling-off period.
 AXES_FAILURE_LIMIT = int(os.environ.get("RENKEI_LOGIN_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = float(os.environ.get("RENKEI_LOGIN_COOLOFF_HOURS", "0.25"))
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# The pair, not either one: behind a proxy every client shares an address, and locking on the address
+# alone would lock everyone out; locking on the username alone would let anyone lock anyone out.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_LOCKOUT_TEMPLATE = "core/locked_out.html"
 AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# Behind a reverse proxy, the client's address is the last one the proxies added.
+AXES_IPWARE_PROXY_COUNT = int(os.environ.get("RENKEI_TRUSTED_PROXY_COUNT", "0")) or None
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else ["REMOTE_ADDR"]
+)
 AXES_VERBOSE = False
 
 SESSION_COOKIE_AGE = int(os.environ.get("RENKEI_SESSION_HOURS", "8")) * 3600

@@ -23,7 +23,6 @@ class AuditAction(models.TextChoices):
     DELETE = "delete", _("Deleted")
     READ = "read", _("Read")
     LOGIN = "login", _("Logged in")
-    LOGIN_FAILED = "login_failed", _("Login failed")
     TOKEN_CREATE = "token_create", _("API token created")
     TOKEN_REVOKE = "token_revoke", _("API token revoked")
 

@@ -1,6 +1,10 @@
-"""Sign-ins and failed sign-ins belong in the audit trail too."""
+"""Sign-ins belong in the audit trail too.
 
-from django.contrib.auth.signals import user_logged_in, user_login_failed
+Failed sign-ins are not chained here: django-axes keeps them for lockout, and what people type into
+the username field is sometimes their password, which must not live forever in an append-only log.
+"""
+
+from django.contrib.auth.signals import user_logged_in
 from django.dispatch import receiver
 
 from renkei.audit.models import AuditAction
@@ -10,10 +14,3 @@ from renkei.audit.services import audit_write
 @receiver(user_logged_in, dispatch_uid="renkei_audit_login")
 def record_login(sender, request, user, **kwargs):
     audit_write(actor=user, action=AuditAction.LOGIN, obj=user)
-
-
-@receiver(user_login_failed, dispatch_uid="renkei_audit_login_failed")
-def record_login_failure(sender, credentials, request=None, **kwargs):
-    # Only the username is kept: Django has already masked the password in `credentials`.
-    username = str(credentials.get("username", ""))[:150]
-    audit_write(actor=None, action=AuditAction.LOGIN_FAILED, object_type="auth.login", object_repr=username)

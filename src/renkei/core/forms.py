@@ -79,6 +79,8 @@ class PasswordLinkRequestForm(PasswordResetForm):
         to_email,
         html_email_template_name=None,
     ):
+        # The configured address, never the request's Host header, which a client chooses.
+        context = context | {"base_url": settings.RENKEI_BASE_URL}
         # In the account's language, not the language of whoever filled in the form.
         with translation.override(context["user"].language or settings.LANGUAGE_CODE):
             subject = "".join(render_to_string(subject_template_name, context).splitlines())

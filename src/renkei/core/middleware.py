@@ -54,10 +54,15 @@ class UserLanguageMiddleware:
 
 
 def requires_two_factor(user) -> bool:
-    """National-centre and ministry staff must use TOTP; for everyone else it is optional."""
+    """Government staff and administrators must use TOTP; for everyone else it is optional."""
+    if not user.is_authenticated:
+        return False
     return (
-        user.is_authenticated
-        and user.memberships.filter(organization__type__in=TWO_FACTOR_ORGANIZATION_TYPES).exists()
+        user.is_superuser
+        or user.is_staff
+        or user.memberships.filter(
+            organization__active=True, organization__type__in=TWO_FACTOR_ORGANIZATION_TYPES
+        ).exists()
     )
 
 

@@ -167,7 +167,10 @@ def person_list(request: HttpRequest, filters: Query[PersonQuery]):
     people = _people(request.auth)
     if filters.organization is not None:
         people = people.filter(
-            pk__in=Membership.objects.filter(organization_id=filters.organization).values("user_id")
+            # Restricted too: otherwise the filter would tell who belongs to organizations outside the chain.
+            pk__in=Membership.objects.restrict(request.auth)
+            .filter(organization_id=filters.organization)
+            .values("user_id")
         )
     if filters.q:
         people = people.filter(Q(username__icontains=filters.q) | Q(display_name__icontains=filters.q))

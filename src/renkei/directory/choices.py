@@ -17,10 +17,24 @@ class OrganizationType(models.TextChoices):
     PUBLIC = "public", _("Public")
 
 
-# Organizations whose staff must use two-factor authentication (seed: government duty staff).
+# Organizations whose staff must use two-factor authentication: the government bodies.
 TWO_FACTOR_ORGANIZATION_TYPES = frozenset(
-    {OrganizationType.NATIONAL_CENTER, OrganizationType.SECTOR_MINISTRY, OrganizationType.SECURITY_MINISTRY}
+    {
+        OrganizationType.NATIONAL_CENTER,
+        OrganizationType.SECTOR_MINISTRY,
+        OrganizationType.SECURITY_MINISTRY,
+        OrganizationType.RESPONSE_AGENCY,
+        OrganizationType.DISASTER_AGENCY,
+    }
 )
+
+# Which bodies an organization may report through. The reporting chain (and so who sees whose
+# contact details) follows `parent`, so it is structure, not a free choice: types not listed
+# here have no parent body.
+PARENT_TYPES = {
+    OrganizationType.OPERATOR: frozenset({OrganizationType.CEPTOAR}),
+    OrganizationType.CEPTOAR: frozenset({OrganizationType.CEPTOAR_COUNCIL}),
+}
 
 
 class SizeClass(models.TextChoices):

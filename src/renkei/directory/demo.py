@@ -11,6 +11,7 @@ numbers never start with 0, so none of them can ring a real line. Documented in 
 import time
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -339,6 +340,12 @@ class DemoResult:
 def demo_load(*, reset: bool = False) -> DemoResult:
     """Load the reference data and the demo community. Creates only what is missing, so running it
     again changes nothing; with `reset`, first removes the demo's people and organizations."""
+    if settings.PRODUCTION:
+        # Demo accounts share a published password and TOTP key; they must never reach real data.
+        raise ValidationError(
+            _("The demo community cannot be loaded into a production installation (RENKEI_ENV=production)."),
+            code="production",
+        )
     result = DemoResult()
     all_reference_data_load(actor=None)
     if reset:

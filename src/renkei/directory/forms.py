@@ -5,9 +5,10 @@ from django.core.validators import validate_email
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from renkei.core.access import principal_for
 from renkei.core.forms import RenkeiForm
-from renkei.directory.choices import ContactKind, OrganizationType, Role, SizeClass
-from renkei.directory.models import Organization, Sector
+from renkei.directory.choices import PARENT_TYPES, ContactKind, OrganizationType, Role, SizeClass
+from renkei.directory.models import Organization, Sector, may_administer_directory
 from renkei.directory.services import ContactInput
 
 
@@ -120,14 +121,15 @@ class OrganizationForm(RenkeiForm):
         )
         super().__init__(*args, **kwargs)
         self.fields["sectors"].queryset = Sector.objects.restrict(user)
-        # Any active body may be the parent, except the organization itself and its own children
-        # (which would make a loop).
         self.fields["parent"].queryset = (
             Organization.objects.restrict(user)
-            .filter(active=True)
+            .filter(active=True, type__in=PARENT_TYPES.get(organization.type, ()))
             .exclude(pk=organization.pk)
-            .exclude(parent=organization)
         )
+        if not may_administer_directory(principal_for(user)):
+            # The reporting structure is the national centre's to change (see organization_update).
+            for name in ("name_ja", "name_en", "sectors", "parent", "active"):
+                self.fields[name].disabled = True
 
 
 class ContactRouteForm(RenkeiForm):

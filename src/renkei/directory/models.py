@@ -20,7 +20,8 @@ def _localized(name_ja: str, name_en: str) -> str:
     return name_ja
 
 
-def _may_administer_directory(principal: Principal) -> bool:
+def may_administer_directory(principal: Principal) -> bool:
+    """National-centre coordinators and administrators (and superusers) run the directory."""
     return principal.is_superuser or principal.has_role(
         Role.COORDINATOR, Role.ORG_ADMIN, org_types=(OrganizationType.NATIONAL_CENTER,)
     )
@@ -63,7 +64,7 @@ class Sector(models.Model):
             return NOTHING
         if action == Action.VIEW:
             return Q()
-        return Q() if _may_administer_directory(principal) else NOTHING
+        return Q() if may_administer_directory(principal) else NOTHING
 
 
 class Organization(models.Model):
@@ -119,7 +120,7 @@ class Organization(models.Model):
         if action == Action.VIEW_CONTACTS:
             return cls.chain_of(principal)
         if action == Action.CHANGE:
-            if _may_administer_directory(principal):
+            if may_administer_directory(principal):
                 return Q()
             return Q(pk__in=principal.org_ids_with_role(Role.ORG_ADMIN))
         return NOTHING

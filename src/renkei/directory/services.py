@@ -16,8 +16,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from renkei.audit.models import AuditAction
 from renkei.audit.services import audit_write, snapshot
-from renkei.core.access import forget_principal
-from renkei.directory.choices import ContactKind, Language, OrganizationType, Role, SizeClass
+from renkei.core.access import forget_principal, principal_for
+from renkei.directory.choices import PARENT_TYPES, ContactKind, Language, OrganizationType, Role, SizeClass
 from renkei.directory.models import (
     MINIMUM_CONTACT_ROUTES,
     ContactRoute,
@@ -25,6 +25,7 @@ from renkei.directory.models import (
     Organization,
     Sector,
     User,
+    may_administer_directory,
 )
 
 REFERENCE_DATA = Path(__file__).parent / "referencedata" / "japan.json"
@@ -149,6 +150,16 @@ def _validate_organization(
         raise ValidationError(_("An operator belongs to at least one sector."), code="sector_required")
     if parent is not None and not parent.active:
         raise ValidationError(_("The parent body %(name)s is inactive.") % {"name": parent}, code="parent")
+    if parent is not None and parent.type not in PARENT_TYPES.get(org_type, ()):
+        raise ValidationError(
+            _("A %(type)s cannot report through a %(parent_type)s (%(name)s).")
+            % {
+                "type": OrganizationType(org_type).label,
+                "parent_type": OrganizationType(parent.type).label,
+                "name": parent,
+            },
+            code="parent_type",
+        )
 
 
 @transaction.atomic
@@ -189,13 +200,28 @@ def organization_create(
 
 @transaction.atomic
 def organization_update(*, actor, organization: Organization, **changes) -> Organization:
-    """Change an organization's names, sectors, parent, size or active flag."""
+    """Change an organization's names, sectors, parent, size or active flag.
+
+    Names, sectors, parent body and the active flag decide who is in whose reporting chain, so only
+    directory administrators (the national centre) change them; an organization's own administrator
+    changes its size class (and, elsewhere, its contact routes and members).
+    """
     before = snapshot(organization)
     sectors = changes.pop("sectors", None)
     allowed = {"name_ja", "name_en", "parent", "size", "active"}
     unknown = set(changes) - allowed
     if unknown:
         raise TypeError(f"organization_update got unexpected fields: {sorted(unknown)}")
+    structural = {
+        field for field, value in changes.items() if field != "size" and getattr(organization, field) != value
+    }
+    if sectors is not None and set(sectors) != set(organization.sectors.all()):
+        structural.add("sectors")
+    if structural and actor is not None and not may_administer_directory(principal_for(actor)):
+        raise ValidationError(
+            _("Only the national centre can change an organization's names, sectors, parent body or status."),
+            code="structure_forbidden",
+        )
     for field, value in changes.items():
         setattr(organization, field, value.strip() if isinstance(value, str) else value)
     if organization.parent_id is not None and organization.parent_id == organization.pk:

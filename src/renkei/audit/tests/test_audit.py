@@ -64,7 +64,7 @@ SERVICE_WRITES = {
     ),
     "organization_update": (
         lambda c: organization_update(
-            actor=c.bank_a_admin, organization=c.bank_a, name_en="Sakura Bank Ltd."
+            actor=c.nisc_coordinator, organization=c.bank_a, name_en="Sakura Bank Ltd."
         ),
         "update",
         "directory.organization",

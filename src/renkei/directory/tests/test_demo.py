@@ -3,6 +3,7 @@
 import io
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import transaction
@@ -13,7 +14,14 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from renkei.audit.models import AuditRecord
 from renkei.audit.services import audit_verify, audit_write
 from renkei.directory.choices import TWO_FACTOR_ORGANIZATION_TYPES, OrganizationType, Role
-from renkei.directory.demo import DEMO_ORGANIZATIONS, DEMO_PASSWORD, DEMO_TOTP_KEY, EXAMPLE_LOGINS, OPERATORS
+from renkei.directory.demo import (
+    DEMO_ORGANIZATIONS,
+    DEMO_PASSWORD,
+    DEMO_TOTP_KEY,
+    EXAMPLE_LOGINS,
+    OPERATORS,
+    demo_load,
+)
 from renkei.directory.models import ContactRoute, Membership, Organization, Sector, User
 
 
@@ -122,7 +130,7 @@ def test_usernames_follow_the_convention_and_share_the_demo_password(demo):
     assert User.objects.get(username="partner1-officer").language == "en"
 
 
-def test_two_factor_devices_exactly_for_national_centre_and_ministry_staff(demo):
+def test_two_factor_devices_exactly_for_government_staff(demo):
     with_device = set(
         TOTPDevice.objects.filter(confirmed=True, key=DEMO_TOTP_KEY).values_list("user_id", flat=True)
     )
@@ -133,7 +141,8 @@ def test_two_factor_devices_exactly_for_national_centre_and_ministry_staff(demo)
     )
     assert with_device == must_use
     assert User.objects.get(username="mofa-analyst").pk in with_device
-    assert User.objects.get(username="npa-analyst").pk not in with_device
+    assert User.objects.get(username="npa-analyst").pk in with_device
+    assert User.objects.get(username="jpcert-analyst").pk not in with_device
 
 
 def test_demo_is_idempotent(demo):
@@ -215,3 +224,11 @@ def test_demo_is_quiet_at_verbosity_zero(db):
     call_command("demo", verbosity=0, stdout=stdout)
     assert stdout.getvalue() == ""
     assert User.objects.filter(username="nco-coordinator").exists()
+
+
+def test_demo_refuses_a_production_installation(db, settings):
+    settings.PRODUCTION = True
+    users_before = User.objects.count()
+    with pytest.raises(ValidationError, match="production"):
+        demo_load()
+    assert User.objects.count() == users_before

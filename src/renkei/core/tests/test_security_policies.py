@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from renkei.directory.models import Organization
 from renkei.directory.services import organization_update
-from renkei.directory.tests.factories import OrganizationFactory, UserFactory
+from renkei.directory.tests.factories import UserFactory
 
 LOGIN = "/accounts/login/"
 

@@ -6,11 +6,15 @@ transaction as the change.
 
 from base64 import b32encode
 
+from django.conf import settings
 from django.db import transaction
+from django.template.loader import render_to_string
+from django.utils import translation
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from renkei.audit.models import AuditAction
 from renkei.audit.services import audit_write
+from renkei.core.tasks import send_email
 from renkei.directory.choices import Language
 
 TOTP_DEVICE_NAME = "authenticator"
@@ -63,7 +67,20 @@ def totp_device_confirm(*, user, device: TOTPDevice, token: str) -> bool:
         object_repr=f"{user.get_username()} two-factor device",
         after={"device": device.persistent_id, "confirmed": True},
     )
+    _tell_owner_about_new_device(user)
     return True
+
+
+def _tell_owner_about_new_device(user) -> None:
+    """Whoever enrols the first authenticator owns the account from then on, so its owner hears of it
+    at once: an enrolment they did not make is a stolen password."""
+    if not user.email:
+        return
+    with translation.override(user.language or settings.LANGUAGE_CODE):
+        context = {"user": user, "base_url": settings.RENKEI_BASE_URL}
+        subject = render_to_string("core/email/device_added_subject.txt", context).strip()
+        body = render_to_string("core/email/device_added_body.txt", context)
+    transaction.on_commit(lambda: send_email.enqueue(subject=subject, body=body, recipients=[user.email]))
 
 
 def totp_secret_for_display(device: TOTPDevice) -> str:

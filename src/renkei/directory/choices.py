@@ -17,6 +17,13 @@ class OrganizationType(models.TextChoices):
     PUBLIC = "public", _("Public")
 
 
+# The critical-infrastructure community (TLP:GREEN's "community", the "all CI" audience): every
+# organization type except the public and international partners.
+COMMUNITY_TYPES = frozenset(OrganizationType) - {
+    OrganizationType.PUBLIC,
+    OrganizationType.INTERNATIONAL_PARTNER,
+}
+
 # Organizations whose staff must use two-factor authentication: the government bodies.
 TWO_FACTOR_ORGANIZATION_TYPES = frozenset(
     {

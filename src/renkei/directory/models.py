@@ -3,12 +3,13 @@
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from renkei.core.access import NOTHING, Principal, RestrictedQuerySet
 from renkei.core.choices import Action
-from renkei.directory.choices import ContactKind, Language, OrganizationType, Role, SizeClass
+from renkei.directory.choices import COMMUNITY_TYPES, ContactKind, Language, OrganizationType, Role, SizeClass
 
 MINIMUM_CONTACT_ROUTES = 2
 
@@ -115,8 +116,11 @@ class Organization(models.Model):
         if not principal.is_authenticated:
             return NOTHING
         if action == Action.VIEW:
-            # Names and structure are shared knowledge inside the CIP community.
-            return Q()
+            # Names and structure are shared knowledge inside the CIP community; international
+            # partners and the public see only themselves and the national centre they deal with.
+            if principal.is_superuser or principal.org_types & COMMUNITY_TYPES:
+                return Q()
+            return Q(pk__in=principal.org_ids) | Q(type=OrganizationType.NATIONAL_CENTER)
         if action == Action.VIEW_CONTACTS:
             return cls.chain_of(principal)
         if action == Action.CHANGE:
@@ -150,10 +154,6 @@ class Organization(models.Model):
             | Q(pk__in=sector_members)
         )
 
-    @property
-    def has_enough_contact_routes(self) -> bool:
-        return self.contact_routes.count() >= MINIMUM_CONTACT_ROUTES
-
 
 class RestrictedUserManager(UserManager.from_queryset(RestrictedQuerySet)):
     pass
@@ -171,6 +171,10 @@ class User(AbstractUser):
         ordering = ["username"]
         verbose_name = _("user")
         verbose_name_plural = _("users")
+        constraints = [
+            # "Tanaka" and "tanaka" are one person to everyone who reads a name.
+            models.UniqueConstraint(Lower("username"), name="user_username_unique_ignoring_case"),
+        ]
 
     def __str__(self) -> str:
         return self.display_name or self.get_full_name() or self.username
@@ -182,6 +186,13 @@ class User(AbstractUser):
             return NOTHING
         if action not in (Action.VIEW, Action.VIEW_CONTACTS, Action.CHANGE):
             return NOTHING
+        if action == Action.CHANGE and not may_administer_directory(principal):
+            # An organization's administrator manages people who belong only to organizations it
+            # administers: never a ministry or national-centre official who also holds a role there.
+            administered = principal.org_ids_with_role(Role.ORG_ADMIN)
+            elsewhere = Membership.objects.exclude(organization_id__in=administered).values("user_id")
+            members = Membership.objects.filter(organization_id__in=administered).values("user_id")
+            return Q(pk=principal.user_id) | (Q(pk__in=members) & ~Q(pk__in=elsewhere))
         memberships = Membership.objects.filter(Membership.access_rule(principal, action)).values("user_id")
         return Q(pk=principal.user_id) | Q(pk__in=memberships)
 

@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy as _
 
 from renkei.core.access import NOTHING, Principal, RestrictedQuerySet
 from renkei.core.choices import Action
-from renkei.directory.choices import OrganizationType, Role
+from renkei.directory.choices import COMMUNITY_TYPES, OrganizationType, Role
 from renkei.sharing.choices import (
     CommentKind,
     GrantReason,
@@ -29,12 +29,6 @@ from renkei.sharing.choices import (
     VersionStage,
 )
 
-# Organization types that make up the CIP community (TLP:GREEN's "community", "all CI" audiences).
-COMMUNITY_TYPES = [
-    t
-    for t in OrganizationType.values
-    if t not in (OrganizationType.PUBLIC, OrganizationType.INTERNATIONAL_PARTNER)
-]
 # Government duty staff who triage reports from the sectors they receive.
 TRIAGE_TYPES = (OrganizationType.NATIONAL_CENTER, OrganizationType.SECTOR_MINISTRY)
 TRIAGE_ROLES = (Role.COORDINATOR, Role.ANALYST, Role.OFFICER)
@@ -519,7 +513,7 @@ class AudienceEntry(models.Model):
     @classmethod
     def matching(cls, principal: Principal) -> models.QuerySet:
         """Entries that name the user, one of their organizations, its sectors or its type."""
-        in_community = bool(principal.org_types & set(COMMUNITY_TYPES))
+        in_community = bool(principal.org_types & COMMUNITY_TYPES)
         return cls.objects.filter(
             (Q(all_ci=True) if in_community else NOTHING)
             | Q(sector_id__in=principal.sector_ids)

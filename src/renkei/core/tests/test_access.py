@@ -14,7 +14,7 @@ from hypothesis.extra.django import TestCase
 
 from renkei.core.access import get_restricted_or_404, principal_for, restrict
 from renkei.core.choices import Action
-from renkei.directory.choices import OrganizationType, Role
+from renkei.directory.choices import COMMUNITY_TYPES, OrganizationType, Role
 from renkei.directory.models import ContactRoute, Membership, Organization, Sector, User
 
 ORG_TYPES = [
@@ -118,15 +118,40 @@ def oracle_contacts(user, orgs):
     return visible
 
 
-def oracle_change(user, orgs):
-    memberships = oracle_memberships(user)
-    if user.is_superuser or any(
+def oracle_view(user, orgs):
+    mine = {m.organization for m in oracle_memberships(user)}
+    if user.is_superuser or any(o.type in COMMUNITY_TYPES for o in mine):
+        return set(orgs)
+    return {o for o in orgs if o in mine or o.type == OrganizationType.NATIONAL_CENTER}
+
+
+def is_directory_administrator(user):
+    return user.is_superuser or any(
         m.organization.type == OrganizationType.NATIONAL_CENTER
         and m.role in (Role.COORDINATOR, Role.ORG_ADMIN)
-        for m in memberships
-    ):
+        for m in oracle_memberships(user)
+    )
+
+
+def oracle_user_change(user):
+    """Oneself; for a directory administrator, everyone with a role; for an org admin, the people
+    whose every role is in organizations it administers."""
+    everyone = {m.user for m in Membership.objects.all()}
+    if is_directory_administrator(user):
+        return {user} | everyone
+    administered = {m.organization for m in oracle_memberships(user) if m.role == Role.ORG_ADMIN}
+    managed = {
+        person
+        for person in everyone
+        if all(m.organization in administered for m in Membership.objects.filter(user=person))
+    }
+    return {user} | managed
+
+
+def oracle_change(user, orgs):
+    if is_directory_administrator(user):
         return set(orgs)
-    return {m.organization for m in memberships if m.role == Role.ORG_ADMIN}
+    return {m.organization for m in oracle_memberships(user) if m.role == Role.ORG_ADMIN}
 
 
 class AccessRulesMatchTheOracle(TestCase):
@@ -137,7 +162,7 @@ class AccessRulesMatchTheOracle(TestCase):
         for user in users:
             user = User.objects.get(pk=user.pk)
             contacts = oracle_contacts(user, orgs)
-            assert set(Organization.objects.restrict(user, Action.VIEW)) == set(orgs)
+            assert set(Organization.objects.restrict(user, Action.VIEW)) == oracle_view(user, orgs)
             assert set(Organization.objects.restrict(user, Action.VIEW_CONTACTS)) == contacts
             assert set(Organization.objects.restrict(user, Action.CHANGE)) == oracle_change(user, orgs)
             assert {r.organization for r in ContactRoute.objects.restrict(user)} == contacts
@@ -147,6 +172,7 @@ class AccessRulesMatchTheOracle(TestCase):
             assert set(User.objects.restrict(user)) == {user} | {
                 m.user for m in Membership.objects.all() if m.organization in contacts
             }
+            assert set(User.objects.restrict(user, Action.CHANGE)) == oracle_user_change(user)
             # Restricted querysets are plain filters: no row appears twice.
             assert Organization.objects.restrict(user, Action.VIEW_CONTACTS).count() == len(contacts)
 

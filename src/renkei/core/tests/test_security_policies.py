@@ -4,7 +4,9 @@ two-factor authentication, and what a lockout locks."""
 import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
+from django_otp.oath import TOTP
 
+from renkei.core.accounts import totp_device_confirm, totp_device_start
 from renkei.directory.models import Organization
 from renkei.directory.services import organization_update
 from renkei.directory.tests.factories import UserFactory
@@ -82,3 +84,16 @@ def test_lockout_locks_the_username_and_address_pair_only(client, community, set
     client.logout()
     # … and so can the account's owner from their own address.
     assert _login(client, "bank_a_reporter", "203.0.113.9").status_code == 302
+
+
+def test_the_owner_hears_of_every_new_authenticator(transactional_db, community, run_worker, mailoutbox):
+    user = community.bank_a_reporter
+    user.language = "en"
+    device = totp_device_start(user=user)
+    code = str(TOTP(device.bin_key, step=device.step, t0=device.t0, digits=device.digits).token()).zfill(6)
+    assert totp_device_confirm(user=user, device=device, token=code)
+    run_worker()
+    [message] = mailoutbox
+    assert message.to == [user.email]
+    assert message.subject == "An authenticator was added to your Renkei account"
+    assert "someone knows your password" in message.body

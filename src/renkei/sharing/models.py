@@ -208,19 +208,20 @@ class Report(models.Model):
     def access_rule(cls, principal: Principal, action: str) -> Q:
         if not principal.is_authenticated:
             return NOTHING
+        # One subquery, so the database plans visibility as a single semi-join (an OR of two
+        # subqueries would force it to materialize every visible id for every page).
+        # TLP:RED reaches named people, the reporter and the source's officers, never whole
+        # organizations; the SOURCE grant stands for the reporting organization.
         audience = ReportGrant.objects.filter(
-            Q(organization_id__in=principal.org_ids) | Q(user_id=principal.user_id)
-        ).values("report_id")
-        named = ReportGrant.objects.filter(user_id=principal.user_id).values("report_id")
-        # TLP:RED reaches named people and the source's own officers, never whole organizations.
-        visible = (~Q(tlp=Tlp.RED) & Q(pk__in=audience)) | (
-            Q(tlp=Tlp.RED)
-            & (
-                Q(pk__in=named)
-                | Q(reporter_id=principal.user_id)
-                | Q(organization_id__in=principal.org_ids_with_role(Role.OFFICER))
+            (Q(organization_id__in=principal.org_ids) & ~Q(report__tlp=Tlp.RED))
+            | Q(user_id=principal.user_id)
+            | Q(
+                reason=GrantReason.SOURCE,
+                organization_id__in=principal.org_ids_with_role(Role.OFFICER),
             )
-        )
+            | Q(reason=GrantReason.SOURCE, report__reporter_id=principal.user_id)
+        ).values("report_id")
+        visible = Q(pk__in=audience)
         if action in (Action.VIEW, Action.COMMENT):
             return visible
         if action == Action.CHANGE:

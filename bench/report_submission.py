@@ -2,7 +2,8 @@
 gunicorn on PostgreSQL, as a ratio to the same server's trivial authenticated endpoint (GET
 /api/v1/me) measured in the same run.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/renkei_bench_http .venv/bin/python bench/report_submission.py
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/renkei_bench_http \
+        .venv/bin/python bench/report_submission.py
 
 Goal (issue 3): submissions/s >= 0.5 x the /me ceiling. Clients and server share this machine, so
 both figures carry the same load-generator cost; the ratio is what to compare between runs.

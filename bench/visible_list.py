@@ -57,7 +57,8 @@ def fill() -> None:
         cursor.execute(
             """
             INSERT INTO directory_organization (type, name_ja, name_en, size, active, created_at)
-            SELECT 'operator', 'bench-op-' || g, '', CASE WHEN g %% 3 = 0 THEN 'large' ELSE 'sme' END, true, now()
+            SELECT 'operator', 'bench-op-' || g, '', CASE WHEN g %% 3 = 0 THEN 'large' ELSE 'sme' END,
+                   true, now()
             FROM generate_series(1, %s) g
             """,
             [ORGANIZATIONS],
@@ -98,7 +99,8 @@ def fill() -> None:
                    now() - g * interval '1 minute', now()
             FROM generate_series(1, %s) g
             JOIN (
-                SELECT o.id AS org_id, u.id AS user_id, os.sector_id, row_number() OVER (ORDER BY o.id) - 1 AS n
+                SELECT o.id AS org_id, u.id AS user_id, os.sector_id,
+                       row_number() OVER (ORDER BY o.id) - 1 AS n
                 FROM directory_organization o
                 JOIN directory_organization_sectors os ON os.organization_id = o.id
                 JOIN directory_user u ON u.username = 'bench-' || o.id
@@ -167,7 +169,9 @@ def main() -> None:
     from renkei.directory.models import Organization, User
     from renkei.sharing.models import Report
 
-    operator = User.objects.get(username=f"bench-{Organization.objects.filter(name_ja='bench-op-1').get().pk}")
+    operator = User.objects.get(
+        username=f"bench-{Organization.objects.filter(name_ja='bench-op-1').get().pk}"
+    )
     ministry = User.objects.get(username=f"bench-{Organization.objects.get(name_ja='経済産業省').pk}")
     centre = User.objects.get(username=f"bench-{Organization.objects.get(type='national_center').pk}")
     baseline_query = Report.objects.order_by("-created_at")[:PAGE]

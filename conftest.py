@@ -1,6 +1,8 @@
 """Fixtures shared by every app's tests."""
 
 import pytest
+from django.conf import settings
+from django.utils import translation
 
 from renkei.core.referencedata import all_reference_data_load
 from renkei.directory.choices import OrganizationType, Role
@@ -60,3 +62,11 @@ def community(reference_data):
     c.bank_b_reporter = member(c.bank_b, Role.REPORTER, "bank_b_reporter")
     c.hospital_reporter = member(c.hospital, Role.REPORTER, "hospital_reporter")
     return c
+
+
+@pytest.fixture(autouse=True)
+def _default_language():
+    """Each test starts in the installation's language, whatever an earlier test switched to."""
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+    translation.activate(settings.LANGUAGE_CODE)

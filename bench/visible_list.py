@@ -113,20 +113,26 @@ def fill() -> None:
         # and for RED the national centre's coordinator by name.
         cursor.execute(
             """
-            INSERT INTO sharing_reportgrant (report_id, organization_id, reason, granted_by_id, created_at)
-            SELECT r.id, r.organization_id, 'source', r.reporter_id, r.created_at FROM sharing_report r
+            INSERT INTO sharing_reportgrant (report_id, organization_id, reason, granted_by_id, created_at,
+                                             report_is_red)
+            SELECT r.id, r.organization_id, 'source', r.reporter_id, r.created_at, r.tlp = 'RED'
+            FROM sharing_report r
             UNION ALL
-            SELECT r.id, m.organization_id, 'mandated', r.reporter_id, r.created_at
+            SELECT r.id, m.organization_id, 'mandated', r.reporter_id, r.created_at, r.tlp = 'RED'
             FROM sharing_report r JOIN directory_sector_ministries m ON m.sector_id = r.sector_id
             UNION ALL
-            SELECT r.id, c.id, 'mandated', r.reporter_id, r.created_at
+            SELECT r.id, c.id, 'mandated', r.reporter_id, r.created_at, r.tlp = 'RED'
             FROM sharing_report r CROSS JOIN directory_organization c WHERE c.type = 'national_center'
             """
         )
         cursor.execute(
             """
-            INSERT INTO sharing_reportgrant (report_id, user_id, reason, granted_by_id, created_at)
-            SELECT r.id, u.id, 'named', r.reporter_id, r.created_at
+            INSERT INTO sharing_reportgrant (report_id, user_id, reason, granted_by_id, created_at,
+                                             report_is_red)
+            SELECT r.id, r.reporter_id, 'source', r.reporter_id, r.created_at, r.tlp = 'RED'
+            FROM sharing_report r
+            UNION ALL
+            SELECT r.id, u.id, 'named', r.reporter_id, r.created_at, true
             FROM sharing_report r
             JOIN directory_organization c ON c.type = 'national_center'
             JOIN directory_user u ON u.username = 'bench-' || c.id

@@ -54,3 +54,28 @@ class ApiToken(models.Model):
     @property
     def is_usable(self) -> bool:
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > timezone.now())
+
+
+class IdempotencyKey(models.Model):
+    """The first answer to a POST carrying `Idempotency-Key`, replayed for repeats by the same user
+    (see core/idempotency.py). A repeat must be the same request: method, path and body digest."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("user"), related_name="+", on_delete=models.CASCADE
+    )
+    key = models.CharField(_("key"), max_length=255)
+    method = models.CharField(_("method"), max_length=8)
+    path = models.CharField(_("path"), max_length=500)
+    request_digest = models.CharField(_("request digest"), max_length=64, help_text=_("SHA-256 of the body"))
+    status_code = models.PositiveSmallIntegerField(_("status"))
+    response_body = models.JSONField(_("response"))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("idempotency key")
+        verbose_name_plural = _("idempotency keys")
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_unique")]
+
+    def __str__(self) -> str:
+        return self.key

@@ -211,15 +211,13 @@ class Report(models.Model):
         # One subquery, so the database plans visibility as a single semi-join (an OR of two
         # subqueries would force it to materialize every visible id for every page).
         # TLP:RED reaches named people, the reporter and the source's officers, never whole
-        # organizations; the SOURCE grant stands for the reporting organization.
+        # organizations; the organization's SOURCE grant stands for the reporting organization.
+        # Every condition is on the grant row itself, so the database can answer it from the
+        # grant indexes (the reporter holds a SOURCE grant of their own).
         audience = ReportGrant.objects.filter(
-            (Q(organization_id__in=principal.org_ids) & ~Q(report__tlp=Tlp.RED))
+            Q(organization_id__in=principal.org_ids, report_is_red=False)
             | Q(user_id=principal.user_id)
-            | Q(
-                reason=GrantReason.SOURCE,
-                organization_id__in=principal.org_ids_with_role(Role.OFFICER),
-            )
-            | Q(reason=GrantReason.SOURCE, report__reporter_id=principal.user_id)
+            | Q(reason=GrantReason.SOURCE, organization_id__in=principal.org_ids_with_role(Role.OFFICER))
         ).values("report_id")
         visible = Q(pk__in=audience)
         if action in (Action.VIEW, Action.COMMENT):
@@ -227,10 +225,14 @@ class Report(models.Model):
         if action == Action.CHANGE:
             return Q(organization_id__in=principal.org_ids_with_role(*REPORTING_ROLES)) & visible
         if action == Action.TRIAGE:
-            # Ministries and the national centre triage what reached them; RED stays with named people.
+            # Ministries and the national centre triage what reached them.
+            # On TLP:RED, only triage staff who were named themselves.
             triage_orgs = principal.org_ids_with_role(*TRIAGE_ROLES, org_types=TRIAGE_TYPES)
+            if not triage_orgs:
+                return NOTHING
             received = ReportGrant.objects.filter(organization_id__in=triage_orgs).values("report_id")
-            return visible & ~Q(tlp=Tlp.RED) & Q(pk__in=received)
+            named = ReportGrant.objects.filter(user_id=principal.user_id, reason=GrantReason.NAMED)
+            return visible & Q(pk__in=received) & (~Q(tlp=Tlp.RED) | Q(pk__in=named.values("report_id")))
         if action == Action.FORWARD:
             forwarders = ReportGrant.objects.filter(
                 organization_id__in=principal.org_ids_with_role(*FORWARD_ROLES)
@@ -262,6 +264,9 @@ class ReportGrant(models.Model):
         blank=True,
     )
     reason = models.CharField(_("reason"), max_length=16, choices=GrantReason.choices)
+    # A copy of `report.tlp == RED`, so that visibility is decided on grant rows alone (see
+    # Report.access_rule); set on save and by report_relabel.
+    report_is_red = models.BooleanField(_("report is TLP:RED"), default=False, editable=False)
     granted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         verbose_name=_("granted by"),
@@ -298,6 +303,10 @@ class ReportGrant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.report_id} → {self.organization or self.user} ({self.reason})"
+
+    def save(self, *args, **kwargs):
+        self.report_is_red = self.report.tlp == Tlp.RED
+        super().save(*args, **kwargs)
 
 
 class ReportVersion(models.Model):
@@ -693,9 +702,8 @@ class AnonymizedReport(models.Model):
     # Month only: a precise time could single out the source.
     occurred_month = models.DateField(_("month of occurrence"), null=True, blank=True)
     tlp = models.CharField(_("TLP"), max_length=16, choices=Tlp.choices, default=Tlp.GREEN)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, verbose_name=_("created by"), related_name="+", on_delete=models.PROTECT
-    )
+    # Who made the copy is kept in the audit trail only: when the reporting organization makes it
+    # itself, its creator would name the source.
     created_at = models.DateTimeField(_("published at"), auto_now_add=True, db_index=True)
 
     objects = RestrictedQuerySet.as_manager()
@@ -755,28 +763,6 @@ class AnonymizedObservable(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type}: {self.value}"
-
-
-class IdempotencyKey(models.Model):
-    """The first answer to a POST carrying `Idempotency-Key`, replayed for repeats by the same user."""
-
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, verbose_name=_("user"), related_name="+", on_delete=models.CASCADE
-    )
-    key = models.CharField(_("key"), max_length=255)
-    method_path = models.CharField(_("request"), max_length=300)
-    status_code = models.PositiveSmallIntegerField(_("status"))
-    response_body = models.JSONField(_("response"))
-    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-        verbose_name = _("idempotency key")
-        verbose_name_plural = _("idempotency keys")
-        constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_unique")]
-
-    def __str__(self) -> str:
-        return self.key
 
 
 class WebhookEndpoint(models.Model):

@@ -1,4 +1,5 @@
-"""Writes for information sharing: submitting and updating reports, and who receives them.
+"""Writes for information sharing: reports and their audience, triage, advisories and their
+acknowledgements, anonymized cross-sector copies.
 
 Every service is atomic and audited in the same transaction; notifications are queued on commit.
 """
@@ -14,17 +15,38 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from renkei.audit.models import AuditAction
 from renkei.audit.services import audit_write, snapshot
+from renkei.core.choices import Action
 from renkei.directory.choices import OrganizationType, Role
 from renkei.directory.models import Organization, Sector, User
-from renkei.sharing.choices import GrantReason, ReportKind, ReportStatus, ServiceState, Tlp, VersionStage
+from renkei.sharing.choices import (
+    CommentKind,
+    GrantReason,
+    ReportKind,
+    ReportStatus,
+    ServiceState,
+    Severity,
+    Tlp,
+    VersionStage,
+)
 from renkei.sharing.models import (
+    COMMUNITY_TYPES,
+    FORWARD_ROLES,
     REPORTING_ROLES,
+    TRIAGE_ROLES,
+    TRIAGE_TYPES,
+    Acknowledgement,
+    Advisory,
+    AdvisoryAudience,
+    AnonymizedObservable,
+    AnonymizedReport,
+    AnonymizedReportAudience,
     Attachment,
     Blob,
     CauseCategory,
@@ -33,10 +55,12 @@ from renkei.sharing.models import (
     DeadlineStage,
     Observable,
     Report,
+    ReportComment,
     ReportGrant,
     ReportVersion,
 )
 from renkei.sharing.observables import normalize_observable
+from renkei.sharing.tasks import advisory_fan_out, report_notify
 
 REFERENCE_DATA = Path(__file__).parent / "referencedata" / "sharing.json"
 # Clocks differ between an operator's systems and ours; a few minutes ahead is not "in the future".
@@ -119,6 +143,39 @@ class ReportInput:
     deadline_profile: DeadlineProfile | None = None
     ransom_paid: bool = False
     extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class AdvisoryInput:
+    """What an issuer fills in. Audience codes are resolved to objects before this is built."""
+
+    title: str
+    body: str
+    severity: str = Severity.MEDIUM
+    tlp: str = Tlp.AMBER
+    all_ci: bool = False
+    sectors: Sequence[Sector] = ()
+    organization_types: Sequence[str] = ()
+    organizations: Sequence[Organization] = ()
+    people: Sequence[User] = ()
+    ack_required: bool = False
+    ack_due: dt.datetime | None = None
+    source_reports: Sequence[Report] = ()
+
+
+@dataclass
+class AnonymizedInput:
+    """The sanitized copy as its creator redacted it; observables are the ones chosen to keep."""
+
+    title: str
+    narrative: str
+    keep_sector: bool
+    tlp: str = Tlp.GREEN
+    all_ci: bool = True
+    sectors: Sequence[Sector] = ()
+    organizations: Sequence[Organization] = ()
+    people: Sequence[User] = ()
+    observables: Sequence[tuple[str, str]] = ()
 
 
 def _check(condition: bool, message: str, code: str, field_name: str | None = None) -> None:
@@ -334,6 +391,8 @@ def report_submit(*, reporter: User, organization: Organization, data: ReportInp
     )
     CauseClassification.objects.create(report=report, cause=data.cause, classified_by=reporter)
     _grant(report, GrantReason.SOURCE, by=reporter, organization=organization)
+    # The reporter always sees their own report, whatever its label or their later roles.
+    _grant(report, GrantReason.SOURCE, by=reporter, user=reporter)
     for recipient in chain:
         _grant(report, GrantReason.MANDATED, by=reporter, organization=recipient)
     if data.share_with_ceptoar:
@@ -341,6 +400,7 @@ def report_submit(*, reporter: User, organization: Organization, data: ReportInp
     for person in recipients:
         _grant(report, GrantReason.NAMED, by=reporter, user=person)
     audit_write(actor=reporter, action=AuditAction.CREATE, obj=report, after=snapshot(report))
+    _notify_report(report, "submitted")
     return report
 
 
@@ -389,4 +449,744 @@ def report_update(
     report.version_count = number
     report.save()
     audit_write(actor=author, action=AuditAction.UPDATE, obj=report, before=before, after=snapshot(report))
+    _notify_report(report, "updated")
     return version
+
+
+def _notify_report(report: Report, event: str) -> None:
+    report_id = str(report.pk)
+    transaction.on_commit(lambda: report_notify.enqueue(report_id=report_id, event=event))
+
+
+def _may(user: User, report: Report, action: str) -> bool:
+    return Report.objects.restrict(user, action).filter(pk=report.pk).exists()
+
+
+def _member_of(user: User, organization: Organization, roles: Sequence[str] = ()) -> bool:
+    memberships = user.memberships.filter(organization=organization, organization__active=True)
+    return (memberships.filter(role__in=roles) if roles else memberships).exists()
+
+
+# --- Comments, questions and answers ---------------------------------------------------------------
+
+COMMENT_MAX_LENGTH = 20_000
+
+
+def _comment_organization(author: User, report: Report, kind: str) -> Organization:
+    """The organization a comment speaks for: the source for answers, the triaging body for
+    questions, otherwise the author's organization that received the report."""
+    if kind == CommentKind.ANSWER:
+        return report.organization
+    memberships = author.memberships.filter(organization__active=True).select_related("organization")
+    if kind == CommentKind.QUESTION:
+        memberships = memberships.filter(role__in=TRIAGE_ROLES, organization__type__in=TRIAGE_TYPES)
+    receiving = memberships.filter(organization__report_grants__report=report)
+    membership = (
+        memberships.filter(organization=report.organization).first()
+        or receiving.order_by("organization_id").first()
+        or memberships.order_by("organization_id").first()
+    )
+    _check(membership is not None, _("You need an organization to write on reports."), "no_organization")
+    return membership.organization
+
+
+@transaction.atomic
+def report_comment(
+    *,
+    author: User,
+    report: Report,
+    body: str,
+    kind: str = CommentKind.COMMENT,
+    parent: ReportComment | None = None,
+) -> ReportComment:
+    """Comment on a report, ask the reporter a question (triaging bodies), or answer one (the source)."""
+    body = (body or "").strip()
+    _check(bool(body), _("Write something first."), "body", "body")
+    _check(
+        len(body) <= COMMENT_MAX_LENGTH,
+        _("A comment may be at most %(count)d characters long.") % {"count": COMMENT_MAX_LENGTH},
+        "body",
+        "body",
+    )
+    _check(kind in CommentKind.values, _("Unknown kind of comment."), "kind", "kind")
+    _check(_may(author, report, Action.COMMENT), _("You cannot comment on this report."), "not_allowed")
+    if kind == CommentKind.QUESTION:
+        _check(
+            _may(author, report, Action.TRIAGE),
+            _("Only the ministries and the national centre that received this report can ask questions."),
+            "not_triage",
+        )
+        _check(parent is None, _("A question starts a new thread."), "parent", "parent")
+    if kind == CommentKind.ANSWER:
+        _check(
+            _member_of(author, report.organization, REPORTING_ROLES),
+            _("Only the reporting organization can answer questions."),
+            "not_reporter",
+        )
+        _check(
+            parent is not None and parent.kind == CommentKind.QUESTION,
+            _("An answer must reply to a question."),
+            "parent",
+            "parent",
+        )
+    if parent is not None:
+        _check(
+            parent.report_id == report.pk, _("That comment belongs to another report."), "parent", "parent"
+        )
+    comment = ReportComment.objects.create(
+        report=report,
+        parent=parent,
+        kind=kind,
+        author=author,
+        author_organization=_comment_organization(author, report, kind),
+        body=body,
+    )
+    audit_write(actor=author, action=AuditAction.CREATE, obj=comment, after=snapshot(comment))
+    if kind in (CommentKind.QUESTION, CommentKind.ANSWER):
+        _notify_report(report, kind)
+    return comment
+
+
+# --- Forwarding within the TLP ceiling -------------------------------------------------------------
+
+
+def _clients_of(organizations: Sequence[Organization]) -> Q:
+    """Who an organization may pass TLP:AMBER material to on need-to-know: its member bodies (a
+    CEPTOAR's operators), for a ministry the organizations of the sectors it oversees, and for the
+    national centre the whole community."""
+    if any(org.type == OrganizationType.NATIONAL_CENTER for org in organizations):
+        return Q(type__in=COMMUNITY_TYPES)
+    ministries = [org for org in organizations if org.type == OrganizationType.SECTOR_MINISTRY]
+    overseen = Organization.sectors.through.objects.filter(sector__ministries__in=ministries).values(
+        "organization_id"
+    )
+    return Q(parent__in=organizations) | Q(pk__in=overseen)
+
+
+def forward_ceiling(report: Report, forwarders: Sequence[Organization]) -> Q:
+    """Organizations the report may reach under its label (those already in the audience included)."""
+    in_audience = Q(pk__in=report.grants.filter(organization__isnull=False).values("organization_id"))
+    if report.tlp == Tlp.CLEAR:
+        return Q()
+    if report.tlp == Tlp.GREEN:
+        return Q(type__in=COMMUNITY_TYPES) | in_audience
+    if report.tlp == Tlp.AMBER:
+        return _clients_of(forwarders) | in_audience
+    return in_audience
+
+
+@transaction.atomic
+def report_forward(
+    *,
+    actor: User,
+    report: Report,
+    organizations: Sequence[Organization] = (),
+    users: Sequence[User] = (),
+) -> list[ReportGrant]:
+    """Widen a report's audience within the ceiling its TLP label sets; returns the new entries.
+
+    CLEAR: anyone. GREEN: the CIP community. AMBER: the forwarder's clients (see `_clients_of`).
+    AMBER+STRICT: no new organizations, only people of the organizations already in the audience.
+    RED: no forwarding; only the source may name more people.
+    """
+    report = Report.objects.select_for_update().get(pk=report.pk)
+    _check(_may(actor, report, Action.FORWARD), _("You cannot forward this report."), "not_allowed")
+    organizations, users = list(dict.fromkeys(organizations)), list(dict.fromkeys(users))
+    _check(bool(organizations or users), _("Choose whom to forward to."), "empty")
+    _check(
+        all(org.active for org in organizations) and all(user.is_active for user in users),
+        _("Inactive organizations and people cannot receive reports."),
+        "inactive",
+    )
+    if report.tlp == Tlp.RED:
+        _check(
+            _member_of(actor, report.organization, FORWARD_ROLES),
+            _("TLP:RED reports are not forwarded; only the reporting organization may name more people."),
+            "tlp_red",
+        )
+        _check(
+            not organizations,
+            _("TLP:RED reports go to named people only, not to organizations."),
+            "tlp_red",
+            "organizations",
+        )
+        reason = GrantReason.NAMED
+    else:
+        forwarders = list(
+            Organization.objects.filter(
+                memberships__user=actor,
+                memberships__role__in=FORWARD_ROLES,
+                active=True,
+                report_grants__report=report,
+            ).distinct()
+        )
+        ceiling = Organization.objects.filter(forward_ceiling(report, forwarders))
+        beyond = [org for org in organizations if not ceiling.filter(pk=org.pk).exists()]
+        _check(
+            not beyond,
+            _("%(label)s does not allow forwarding to %(organizations)s.")
+            % {"label": report.get_tlp_display(), "organizations": ", ".join(map(str, beyond))},
+            "tlp_ceiling",
+            "organizations",
+        )
+        if report.tlp != Tlp.CLEAR:
+            outside = [
+                user
+                for user in users
+                if not user.memberships.filter(organization__in=ceiling, organization__active=True).exists()
+            ]
+            _check(
+                not outside,
+                _("%(label)s does not allow forwarding to %(people)s.")
+                % {"label": report.get_tlp_display(), "people": ", ".join(u.get_username() for u in outside)},
+                "tlp_ceiling",
+                "users",
+            )
+        reason = GrantReason.FORWARDED
+    created = []
+    for recipient in [{"organization": org} for org in organizations] + [{"user": user} for user in users]:
+        grant, new = ReportGrant.objects.get_or_create(
+            report=report, **recipient, defaults={"reason": reason, "granted_by": actor}
+        )
+        if new:
+            audit_write(actor=actor, action=AuditAction.CREATE, obj=grant, after=snapshot(grant))
+            created.append(grant)
+    if created:
+        _notify_report(report, "forwarded")
+    return created
+
+
+# --- Triage: links and cause classification --------------------------------------------------------
+
+
+def _check_triage(actor: User, *reports: Report) -> None:
+    allowed = Report.objects.restrict(actor, Action.TRIAGE).filter(pk__in=[r.pk for r in reports]).count()
+    _check(allowed == len({r.pk for r in reports}), _("You cannot triage this report."), "not_triage")
+
+
+@transaction.atomic
+def report_link(*, actor: User, report: Report, other: Report) -> None:
+    """Mark two reports as related (symmetrical); the actor must triage both."""
+    _check(report.pk != other.pk, _("A report cannot be linked to itself."), "self_link")
+    _check_triage(actor, report, other)
+    if report.linked.filter(pk=other.pk).exists():
+        return
+    before = snapshot(report)
+    report.linked.add(other)
+    audit_write(actor=actor, action=AuditAction.UPDATE, obj=report, before=before, after=snapshot(report))
+
+
+@transaction.atomic
+def report_unlink(*, actor: User, report: Report, other: Report) -> None:
+    """Remove the link between two reports; the actor must triage both."""
+    _check_triage(actor, report, other)
+    if not report.linked.filter(pk=other.pk).exists():
+        return
+    before = snapshot(report)
+    report.linked.remove(other)
+    audit_write(actor=actor, action=AuditAction.UPDATE, obj=report, before=before, after=snapshot(report))
+
+
+@transaction.atomic
+def report_reclassify(
+    *, actor: User, report: Report, cause: CauseCategory, note: str = ""
+) -> CauseClassification:
+    """Set the report's cause; the earlier classifications stay in its history."""
+    _check_triage(actor, report)
+    report = Report.objects.select_for_update().get(pk=report.pk)
+    _check(cause.active, _("That cause category is retired."), "cause", "cause")
+    _check(
+        cause.pk != report.cause_id,
+        _("The report is already classified as %(cause)s.") % {"cause": cause},
+        "cause",
+        "cause",
+    )
+    before = snapshot(report)
+    classification = CauseClassification.objects.create(
+        report=report, cause=cause, classified_by=actor, note=(note or "").strip()
+    )
+    report.cause = cause
+    report.save(update_fields=["cause", "updated_at"])
+    audit_write(actor=actor, action=AuditAction.UPDATE, obj=report, before=before, after=snapshot(report))
+    return classification
+
+
+# --- Relabelling ------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def report_relabel(*, actor: User, report: Report, tlp: str, source_consent: bool = False) -> Report:
+    """Change a report's TLP label: the source (its reporting roles) may, and so may the national
+    centre when it records the source's consent. The audience stays as it is: a stricter label
+    limits who may be added from now on. Raising to TLP:RED names the chain's duty coordinators,
+    as at submission, besides anyone already named; with nobody named it is refused."""
+    report = Report.objects.select_for_update().get(pk=report.pk)
+    _check(tlp in Tlp.values, _("Unknown TLP label %(tlp)s.") % {"tlp": tlp}, "tlp", "tlp")
+    _check(tlp != report.tlp, _("The report already has this label."), "tlp", "tlp")
+    visible = _may(actor, report, Action.VIEW)
+    is_source = visible and _member_of(actor, report.organization, REPORTING_ROLES)
+    is_centre = (
+        visible
+        and actor.memberships.filter(
+            organization__type=OrganizationType.NATIONAL_CENTER,
+            organization__active=True,
+            role__in=TRIAGE_ROLES,
+        ).exists()
+    )
+    _check(
+        is_source or is_centre,
+        _("Only the reporting organization, or the national centre with its consent, can relabel."),
+        "not_allowed",
+    )
+    _check(
+        is_source or source_consent,
+        _("The national centre needs the reporting organization's consent to relabel."),
+        "consent",
+        "source_consent",
+    )
+    before = snapshot(report)
+    if tlp == Tlp.RED:
+        # The mandated chain keeps reaching the report through its duty coordinators.
+        chain = Organization.objects.filter(
+            report_grants__report=report,
+            report_grants__reason__in=(GrantReason.MANDATED, GrantReason.CEPTOAR),
+        )
+        for person in duty_coordinators(list(chain)):
+            grant, created = ReportGrant.objects.get_or_create(
+                report=report, user=person, defaults={"reason": GrantReason.NAMED, "granted_by": actor}
+            )
+            if created:
+                audit_write(actor=actor, action=AuditAction.CREATE, obj=grant, after=snapshot(grant))
+        _check(
+            report.grants.filter(reason=GrantReason.NAMED).exists(),
+            _("A TLP:RED report needs named recipients."),
+            "recipients",
+            "tlp",
+        )
+    report.tlp = tlp
+    report.save(update_fields=["tlp", "updated_at"])
+    report.grants.update(report_is_red=tlp == Tlp.RED)
+    audit_write(
+        actor=actor,
+        action=AuditAction.UPDATE,
+        obj=report,
+        before=before,
+        after=snapshot(report) | {"source_consent": bool(source_consent and not is_source)},
+    )
+    return report
+
+
+# --- Advisories -------------------------------------------------------------------------------------
+
+ISSUER_TYPES = (OrganizationType.NATIONAL_CENTER, OrganizationType.SECTOR_MINISTRY, OrganizationType.CEPTOAR)
+
+
+def _resolve(model, values, *, lookup: str, message: str, code: str) -> list:
+    """Objects for `values`, given as instances or as their codes/ids/usernames; unknown ones are
+    named in the error."""
+    given = list(dict.fromkeys(values))
+    keys = [v for v in given if not isinstance(v, model)]
+    try:
+        found = {str(getattr(obj, lookup)): obj for obj in model.objects.filter(**{f"{lookup}__in": keys})}
+    except (ValueError, ValidationError):  # e.g. "abc" as an organization id
+        found = {}
+    unknown = [str(key) for key in keys if str(key) not in found]
+    _check(not unknown, message % {"values": ", ".join(unknown)}, code, code)
+    return [v if isinstance(v, model) else found[str(v)] for v in given]
+
+
+@dataclass(frozen=True)
+class Audience:
+    """A validated audience of an advisory or an anonymized copy."""
+
+    all_ci: bool
+    sectors: list[Sector]
+    organization_types: list[str]
+    organizations: list[Organization]
+    people: list[User]
+
+    def entries(self, model, **owner) -> list:
+        """Unsaved rows of `model` (an AudienceEntry) for `owner`, one per named recipient."""
+        return (
+            ([model(**owner, all_ci=True)] if self.all_ci else [])
+            + [model(**owner, sector=sector) for sector in self.sectors]
+            + [model(**owner, organization_type=t) for t in self.organization_types]
+            + [model(**owner, organization=org) for org in self.organizations]
+            + [model(**owner, user=person) for person in self.people]
+        )
+
+
+def _audience_resolve(
+    *, tlp: str, all_ci: bool, sectors=(), organization_types=(), organizations=(), people=()
+) -> Audience:
+    """Check an audience given as objects or codes (sector codes, organization ids, usernames):
+    every code known, someone named, within the label's ceiling, nobody inactive."""
+    unknown_types = [str(t) for t in organization_types if t not in OrganizationType.values]
+    _check(
+        not unknown_types,
+        _("Unknown organization type: %(values)s") % {"values": ", ".join(unknown_types)},
+        "organization_types",
+        "organization_types",
+    )
+    audience = Audience(
+        all_ci=bool(all_ci),
+        sectors=_resolve(
+            Sector, sectors, lookup="code", message=_("Unknown sector code: %(values)s"), code="sectors"
+        ),
+        organization_types=list(dict.fromkeys(organization_types)),
+        organizations=_resolve(
+            Organization,
+            organizations,
+            lookup="pk",
+            message=_("Unknown organization: %(values)s"),
+            code="organizations",
+        ),
+        people=_resolve(
+            User, people, lookup="username", message=_("Unknown user: %(values)s"), code="people"
+        ),
+    )
+    groups = audience.all_ci or audience.sectors or audience.organization_types or audience.organizations
+    _check(bool(groups or audience.people), _("Choose an audience."), "audience", "audience")
+    # The label is the ceiling on the audience (PRODUCT.md, "Access control").
+    _check(
+        tlp != Tlp.RED or not groups,
+        _("TLP:RED goes to named people only."),
+        "tlp_red",
+        "people",
+    )
+    _check(
+        tlp != Tlp.AMBER_STRICT or not (audience.all_ci or audience.sectors or audience.organization_types),
+        _("TLP:AMBER+STRICT goes to named organizations and people only."),
+        "tlp_ceiling",
+        "audience",
+    )
+    public = (
+        [
+            str(OrganizationType.PUBLIC.label)
+            for t in audience.organization_types
+            if t == OrganizationType.PUBLIC
+        ]
+        + [str(org) for org in audience.organizations if org.type == OrganizationType.PUBLIC]
+        + [
+            person.get_username()
+            for person in audience.people
+            if not person.memberships.exclude(organization__type=OrganizationType.PUBLIC).exists()
+        ]
+    )
+    _check(
+        tlp == Tlp.CLEAR or not public,
+        _("Only TLP:CLEAR may reach outside the critical-infrastructure community: %(names)s.")
+        % {"names": ", ".join(public)},
+        "tlp_ceiling",
+        "audience",
+    )
+    _check(
+        all(org.active for org in audience.organizations) and all(p.is_active for p in audience.people),
+        _("Inactive organizations and people cannot be recipients."),
+        "inactive",
+        "audience",
+    )
+    return audience
+
+
+def _check_issuer_scope(organization: Organization, audience: Audience) -> None:
+    """The national centre may address anyone; a ministry its sectors and their organizations; a
+    CEPTOAR its member organizations."""
+    if organization.type == OrganizationType.NATIONAL_CENTER:
+        return
+    _check(
+        not audience.all_ci and not audience.organization_types,
+        _("Only the national centre can address all critical infrastructure or organization types."),
+        "audience_scope",
+        "audience",
+    )
+    if organization.type == OrganizationType.SECTOR_MINISTRY:
+        overseen = organization.overseen_sectors.all()
+        outside_sectors = [s for s in audience.sectors if not overseen.filter(pk=s.pk).exists()]
+        _check(
+            not outside_sectors,
+            _("%(organization)s does not oversee %(sectors)s.")
+            % {"organization": organization, "sectors": ", ".join(map(str, outside_sectors))},
+            "audience_scope",
+            "sectors",
+        )
+        reachable = Organization.objects.filter(sectors__in=overseen)
+    else:
+        _check(
+            not audience.sectors,
+            _("A CEPTOAR addresses its member organizations, not whole sectors."),
+            "audience_scope",
+            "sectors",
+        )
+        reachable = Organization.objects.filter(parent=organization)
+    outside_orgs = [org for org in audience.organizations if not reachable.filter(pk=org.pk).exists()]
+    _check(
+        not outside_orgs,
+        _("%(organizations)s are outside the audience %(issuer)s may address.")
+        % {"organizations": ", ".join(map(str, outside_orgs)), "issuer": organization},
+        "audience_scope",
+        "organizations",
+    )
+    outside_people = [
+        person
+        for person in audience.people
+        if not person.memberships.filter(organization__in=reachable).exists()
+    ]
+    _check(
+        not outside_people,
+        _("%(people)s are outside the audience %(issuer)s may address.")
+        % {"people": ", ".join(p.get_username() for p in outside_people), "issuer": organization},
+        "audience_scope",
+        "people",
+    )
+
+
+@transaction.atomic
+def advisory_issue(*, issuer: User, organization: Organization, data: AdvisoryInput) -> Advisory:
+    """Issue an advisory to its audience; delivery (inbox, e-mail, webhooks) is queued on commit.
+
+    Audience values may be objects or their codes: sector codes, organization ids, usernames.
+    """
+    _check(
+        organization.active
+        and organization.type in ISSUER_TYPES
+        and _member_of(issuer, organization, FORWARD_ROLES),
+        _(
+            "Advisories are issued by the coordinators and officers of the national centre, "
+            "a ministry or a CEPTOAR."
+        ),
+        "not_issuer",
+    )
+    title, body = (data.title or "").strip(), (data.body or "").strip()
+    _check(bool(title), _("A title is required."), "title", "title")
+    _check(len(title) <= 200, _("The title is longer than 200 characters."), "title", "title")
+    _check(bool(body), _("The advisory needs a body."), "body", "body")
+    _check(
+        data.severity in Severity.values,
+        _("Unknown severity %(value)s.") % {"value": data.severity},
+        "severity",
+        "severity",
+    )
+    _check(data.tlp in Tlp.values, _("Unknown TLP label %(tlp)s.") % {"tlp": data.tlp}, "tlp", "tlp")
+    audience = _audience_resolve(
+        tlp=data.tlp,
+        all_ci=data.all_ci,
+        sectors=data.sectors,
+        organization_types=data.organization_types,
+        organizations=data.organizations,
+        people=data.people,
+    )
+    _check_issuer_scope(organization, audience)
+    if data.ack_due is not None:
+        _check(data.ack_required, _("A due time needs acknowledgement to be required."), "ack_due", "ack_due")
+        _check(timezone.is_aware(data.ack_due), _("The due time needs a time zone."), "ack_due", "ack_due")
+        _check(data.ack_due > timezone.now(), _("The due time is in the past."), "ack_due", "ack_due")
+    report_ids = list(
+        dict.fromkeys(str(r.pk) if isinstance(r, Report) else str(r) for r in data.source_reports)
+    )
+    try:
+        source_reports = list(Report.objects.restrict(issuer).filter(pk__in=report_ids))
+    except ValidationError:  # a malformed UUID: as unknown as a report that is not visible
+        source_reports = []
+    missing = sorted(set(report_ids) - {str(r.pk) for r in source_reports})
+    # A report the issuer may not see gets the same answer as one that does not exist.
+    _check(
+        not missing,
+        _("Unknown report: %(values)s") % {"values": ", ".join(missing)},
+        "source_reports",
+        "source_reports",
+    )
+
+    advisory = Advisory.objects.create(
+        issuer=organization,
+        issued_by=issuer,
+        title=title,
+        body=body,
+        severity=data.severity,
+        tlp=data.tlp,
+        ack_required=data.ack_required,
+        ack_due=data.ack_due,
+    )
+    advisory.source_reports.set(source_reports)
+    AdvisoryAudience.objects.bulk_create(audience.entries(AdvisoryAudience, advisory=advisory))
+    audit_write(
+        actor=issuer,
+        action=AuditAction.CREATE,
+        obj=advisory,
+        after=snapshot(advisory) | {"audience": [snapshot(entry) for entry in advisory.audience.all()]},
+    )
+    advisory_id = str(advisory.pk)
+    transaction.on_commit(lambda: advisory_fan_out.enqueue(advisory_id=advisory_id))
+    return advisory
+
+
+def advisory_addresses(advisory: Advisory, organization: Organization, user: User) -> bool:
+    """Whether the advisory's audience names `organization` (or `user` as one of its people).
+    The issuer is never its own audience, even when it addresses all CI."""
+    if organization.pk == advisory.issuer_id:
+        return False
+    named = Q(user=user)
+    if advisory.tlp == Tlp.RED:
+        entries = named
+    else:
+        entries = (
+            named
+            | Q(organization=organization)
+            | Q(organization_type=organization.type)
+            | Q(sector__in=organization.sectors.all())
+        )
+        if organization.type in COMMUNITY_TYPES:
+            entries |= Q(all_ci=True)
+    return advisory.audience.filter(entries).exists()
+
+
+@transaction.atomic
+def advisory_acknowledge(
+    *, user: User, advisory: Advisory, organization: Organization | None = None
+) -> Acknowledgement:
+    """Acknowledge an advisory for one of the user's organizations in its audience. One
+    acknowledgement per organization: acknowledging again returns the first one."""
+    _check(
+        Advisory.objects.restrict(user, Action.ACKNOWLEDGE).filter(pk=advisory.pk).exists(),
+        _("You cannot acknowledge this advisory."),
+        "not_allowed",
+    )
+    memberships = Organization.objects.filter(memberships__user=user, active=True).distinct().order_by("pk")
+    _check(
+        organization is None or memberships.filter(pk=organization.pk).exists(),
+        _("You do not belong to %(organization)s.") % {"organization": organization},
+        "not_member",
+        "organization",
+    )
+    candidates = [organization] if organization is not None else list(memberships)
+    acting = next((org for org in candidates if advisory_addresses(advisory, org, user)), None)
+    _check(
+        acting is not None,
+        _("Your organization is not in this advisory's audience."),
+        "not_in_audience",
+        "organization",
+    )
+    existing = Acknowledgement.objects.filter(advisory=advisory, organization=acting).first()
+    if existing is not None:
+        return existing
+    try:
+        with transaction.atomic():
+            acknowledgement = Acknowledgement.objects.create(
+                advisory=advisory, organization=acting, user=user
+            )
+    except IntegrityError:  # a colleague acknowledged at the same moment
+        return Acknowledgement.objects.get(advisory=advisory, organization=acting)
+    audit_write(actor=user, action=AuditAction.CREATE, obj=acknowledgement, after=snapshot(acknowledgement))
+    return acknowledgement
+
+
+# --- Anonymized cross-sector copies ------------------------------------------------------------------
+
+ANONYMIZER_ROLES = (Role.COORDINATOR, Role.ANALYST)
+
+
+def _identifying_strings(report: Report) -> list[str]:
+    """Names that single out the source, which a redacted copy must not contain."""
+    reporter = report.reporter
+    organization = report.organization
+    candidates = [
+        organization.name_ja,
+        organization.name_en,
+        reporter.get_username(),
+        reporter.email,
+        reporter.get_full_name(),
+        reporter.last_name,
+    ]
+    if "@" in reporter.email:
+        candidates.append(reporter.email.rsplit("@", 1)[1])
+    return [c for c in dict.fromkeys(c.strip() for c in candidates if c) if len(c) >= 2]
+
+
+def _kept_observables(source: Report, chosen) -> list[tuple[str, str]]:
+    """The chosen observables, re-validated and normalized; each must come from the original."""
+    in_source = set(Observable.objects.filter(version__report=source).values_list("type", "value"))
+    kept = []
+    for item in chosen:
+        observable_type, value = (item.type, item.value) if isinstance(item, ObservableInput) else item
+        try:
+            normalized = normalize_observable(observable_type, value)
+        except ValidationError as error:
+            raise ValidationError({"observables": error.messages}, code="observable") from None
+        _check(
+            (observable_type, normalized) in in_source,
+            _("%(value)s is not an observable of the original report.") % {"value": value},
+            "observable",
+            "observables",
+        )
+        kept.append((observable_type, normalized))
+    return list(dict.fromkeys(kept))
+
+
+@transaction.atomic
+def anonymized_copy_create(*, actor: User, source: Report, data: AnonymizedInput) -> AnonymizedReport:
+    """Publish a sanitized copy of a report that consented to one: no organization or reporter,
+    the month of occurrence only, the sector kept or generalized away, the narrative as redacted by
+    `actor`, the observables they chose to keep (re-validated). It has its own id, label and
+    audience, and its timestamps are its own."""
+    _check(
+        source.anonymized_copy_consent,
+        _("The reporting organization has not consented to an anonymized copy."),
+        "no_consent",
+    )
+    visible = _may(actor, source, Action.VIEW)
+    by_centre = actor.memberships.filter(
+        organization__type=OrganizationType.NATIONAL_CENTER,
+        organization__active=True,
+        role__in=ANONYMIZER_ROLES,
+    ).exists()
+    _check(
+        visible and (by_centre or _member_of(actor, source.organization, REPORTING_ROLES)),
+        _("Only the national centre or the reporting organization can create an anonymized copy."),
+        "not_allowed",
+    )
+    title, narrative = (data.title or "").strip(), (data.narrative or "").strip()
+    _check(bool(title), _("A title is required."), "title", "title")
+    _check(len(title) <= 200, _("The title is longer than 200 characters."), "title", "title")
+    _check(bool(narrative), _("The copy needs a narrative."), "narrative", "narrative")
+    kept = _kept_observables(source, data.observables)
+    published = {"title": title, "narrative": narrative, "observables": " ".join(v for _t, v in kept)}
+    for identifying in _identifying_strings(source):
+        for field_name, text in published.items():
+            _check(
+                identifying.casefold() not in text.casefold(),
+                _("The copy still contains %(value)s, which identifies the source; redact it.")
+                % {"value": identifying},
+                "identifying",
+                field_name,
+            )
+    _check(data.tlp in Tlp.values, _("Unknown TLP label %(tlp)s.") % {"tlp": data.tlp}, "tlp", "tlp")
+    audience = _audience_resolve(
+        tlp=data.tlp,
+        all_ci=data.all_ci,
+        sectors=data.sectors,
+        organizations=data.organizations,
+        people=data.people,
+    )
+    occurred = timezone.localtime(source.occurred_at or source.detected_at).date()
+
+    copy = AnonymizedReport.objects.create(
+        source=source,
+        sector=source.sector if data.keep_sector else None,
+        kind=source.kind,
+        cause=source.cause,
+        title=title,
+        narrative=narrative,
+        occurred_month=occurred.replace(day=1),
+        tlp=data.tlp,
+    )
+    AnonymizedObservable.objects.bulk_create(
+        AnonymizedObservable(copy=copy, type=t, value=v) for t, v in kept
+    )
+    AnonymizedReportAudience.objects.bulk_create(audience.entries(AnonymizedReportAudience, copy=copy))
+    audit_write(
+        actor=actor,
+        action=AuditAction.CREATE,
+        obj=copy,
+        after=snapshot(copy) | {"audience": [snapshot(entry) for entry in copy.audience.all()]},
+    )
+    return copy

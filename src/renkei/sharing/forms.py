@@ -1,0 +1,736 @@
+"""Forms for the information-sharing pages. They turn input into the services' dataclasses; the
+services decide and write. Choices offered are already narrowed to what the user may pick."""
+
+from django import forms
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from renkei.core.forms import RenkeiForm
+from renkei.directory.choices import OrganizationType
+from renkei.directory.models import Organization, Sector, User
+from renkei.sharing.choices import (
+    TLP_ORDER,
+    ObservableType,
+    ReportKind,
+    ReportStatus,
+    ServiceState,
+    Severity,
+    Tlp,
+    VersionStage,
+)
+from renkei.sharing.models import CauseCategory, Report
+from renkei.sharing.observables import normalize_observable
+from renkei.sharing.search import search_reports
+from renkei.sharing.services import (
+    AdvisoryInput,
+    AnonymizedInput,
+    AttachmentInput,
+    ObservableInput,
+    ReportInput,
+)
+
+# What each label means, in plain words, next to the label everywhere a label is chosen.
+TLP_EXPLANATIONS = {
+    Tlp.CLEAR: _("No limit: may be published."),
+    Tlp.GREEN: _("The critical-infrastructure community; not on public channels."),
+    Tlp.AMBER: _(
+        "The receiving organizations and, where needed, their clients (a ministry's or CEPTOAR's operators)."
+    ),
+    Tlp.AMBER_STRICT: _("The receiving organizations only; no one beyond them."),
+    Tlp.RED: _("Named people only; not even their colleagues."),
+}
+DATETIME_INPUT = "%Y-%m-%dT%H:%M"
+
+
+class LocalDateTimeInput(forms.DateTimeInput):
+    """The browser's date-and-time picker; values are read and shown in Japan Standard Time."""
+
+    input_type = "datetime-local"
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs, format=DATETIME_INPUT)
+
+
+def local_datetime_field(label, **kwargs) -> forms.DateTimeField:
+    kwargs.setdefault("help_text", _("Japan Standard Time (JST)."))
+    return forms.DateTimeField(
+        label=label, input_formats=[DATETIME_INPUT, "%Y-%m-%d %H:%M"], widget=LocalDateTimeInput, **kwargs
+    )
+
+
+def cause_choices() -> list:
+    """The active cause taxonomy as grouped choices: each top-level cause heads its own group and
+    may itself be chosen while the detail is not yet known."""
+    causes = list(CauseCategory.objects.filter(active=True).select_related("parent"))
+    children: dict[int, list[CauseCategory]] = {}
+    for cause in causes:
+        if cause.parent_id:
+            children.setdefault(cause.parent_id, []).append(cause)
+    choices: list = [("", _("Choose a cause"))]
+    for cause in causes:
+        if cause.parent_id:
+            continue
+        if cause.pk in children:
+            detail_unknown = _("%(cause)s (detail not yet known)") % {"cause": cause}
+            options = [(cause.code, detail_unknown)] + [(c.code, str(c)) for c in children[cause.pk]]
+            choices.append((str(cause), options))
+        else:
+            choices.append((cause.code, str(cause)))
+    return choices
+
+
+class CauseField(forms.ChoiceField):
+    """A cause chosen by code from the grouped taxonomy; cleans to the CauseCategory."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("label", _("Cause"))
+        super().__init__(choices=cause_choices, **kwargs)
+
+    def clean(self, value):
+        code = super().clean(value)
+        if not code:
+            return None
+        return CauseCategory.objects.get(code=code, active=True)
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class AttachmentsField(forms.FileField):
+    """Any number of files, each within the size limit. Files are only ever offered as downloads."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("widget", MultipleFileInput)
+        kwargs.setdefault("required", False)
+        super().__init__(**kwargs)
+
+    def clean(self, data, initial=None):
+        files = data if isinstance(data, list | tuple) else ([data] if data else [])
+        limit = settings.RENKEI_ATTACHMENT_MAX_BYTES
+        attachments, errors = [], []
+        for upload in files:
+            upload = super().clean(upload, initial)
+            if upload.size > limit:
+                errors.append(
+                    ValidationError(
+                        _("%(name)s is larger than the limit of %(limit)d MB."),
+                        params={"name": upload.name, "limit": limit // (1024 * 1024)},
+                        code="attachment_size",
+                    )
+                )
+                continue
+            attachments.append(
+                AttachmentInput(
+                    filename=upload.name,
+                    content_type=upload.content_type or "application/octet-stream",
+                    content=upload.read(),
+                )
+            )
+        if errors:
+            raise ValidationError(errors)
+        return attachments
+
+
+def parse_observables(text: str) -> list[ObservableInput]:
+    """One observable per line, `type value` (e.g. `ipv4-addr 203.0.113.5`). Every bad line is
+    reported with its number, so the reporter can fix them all at once."""
+    observables, errors = [], []
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        kind, _space, value = line.partition(" ")
+        try:
+            if not value.strip():
+                raise ValidationError(
+                    _("write the type, a space, then the value (for example: ipv4-addr 203.0.113.5)."),
+                    code="observable_format",
+                )
+            observables.append(ObservableInput(kind, normalize_observable(kind, value)))
+        except ValidationError as error:
+            errors.append(
+                ValidationError(
+                    _("Line %(line)d: %(error)s"),
+                    params={"line": number, "error": " ".join(error.messages)},
+                    code="observable",
+                )
+            )
+    if errors:
+        raise ValidationError(errors)
+    return observables
+
+
+def observables_text(observables) -> str:
+    return "\n".join(f"{o.type} {o.value}" for o in observables)
+
+
+def _usernames(text: str) -> list[str]:
+    return [name for name in text.replace(",", " ").replace("、", " ").split() if name]
+
+
+def resolve_people(text: str, user) -> list[User]:
+    """Usernames typed by `user`, each one a person `user` may see; unknown names are errors."""
+    names = _usernames(text)
+    people = {
+        p.username.lower(): p for p in User.objects.restrict(user).filter(is_active=True, username__in=names)
+    }
+    unknown = [name for name in names if name.lower() not in people]
+    if unknown:
+        raise ValidationError(
+            _("No such person: %(names)s."), params={"names": ", ".join(unknown)}, code="unknown_person"
+        )
+    return list(people.values())
+
+
+class OrganizationChoiceMixin:
+    """An `organization` field (acting for which organization) that stays out of sight when the
+    user has only one to choose from, and then defaults to it."""
+
+    def offer_organizations(self, organizations) -> None:
+        self.fields["organization"].queryset = organizations
+        self.only_organization = organizations.get() if organizations.count() == 1 else None
+        if self.only_organization:
+            self.fields["organization"].widget = forms.HiddenInput()
+            self.fields["organization"].required = False
+
+    def clean_organization(self):
+        return self.cleaned_data["organization"] or self.only_organization
+
+
+class TlpField(forms.ChoiceField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("label", _("TLP label"))
+        super().__init__(choices=[(t.value, t.label) for t in TLP_ORDER], widget=forms.RadioSelect, **kwargs)
+
+
+class TlpChoicesMixin:
+    """Lets templates show each TLP radio button with its plain-language meaning."""
+
+    def tlp_options(self):
+        return [(radio, TLP_EXPLANATIONS[Tlp(radio.data["value"])]) for radio in self["tlp"]]
+
+
+# --- Reports ------------------------------------------------------------------------------------
+
+
+class ReportFilterForm(RenkeiForm):
+    q = forms.CharField(
+        label=_("Search"),
+        required=False,
+        max_length=200,
+        widget=forms.TextInput(attrs={"type": "search", "autocomplete": "off"}),
+    )
+    sector = forms.ModelChoiceField(
+        label=_("Sector"),
+        required=False,
+        queryset=Sector.objects.none(),
+        to_field_name="code",
+        empty_label=_("All sectors"),
+    )
+    cause = forms.ChoiceField(label=_("Cause"), required=False)
+    tlp = forms.ChoiceField(
+        label=_("TLP label"),
+        required=False,
+        choices=[("", _("All labels")), *[(t.value, t.label) for t in TLP_ORDER]],
+    )
+    status = forms.ChoiceField(
+        label=_("Status"), required=False, choices=[("", _("All statuses")), *ReportStatus.choices]
+    )
+    since = forms.DateField(
+        label=_("Detected from"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    until = forms.DateField(
+        label=_("Detected until"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["sector"].queryset = Sector.objects.restrict(user).filter(active=True)
+        choices = cause_choices()
+        choices[0] = ("", _("All causes"))
+        self.fields["cause"].choices = choices
+
+    def apply(self, queryset):
+        """Narrow `queryset` by the valid filters; a bad value in one is ignored, not fatal."""
+        self.is_valid()
+        data = self.cleaned_data
+        if data.get("q"):
+            queryset = search_reports(queryset, data["q"])
+        if data.get("sector"):
+            queryset = queryset.filter(sector=data["sector"])
+        if data.get("cause"):
+            # A top-level code also finds its subcategories.
+            queryset = queryset.filter(
+                Q(cause__code=data["cause"]) | Q(cause__code__startswith=data["cause"] + ".")
+            )
+        if data.get("tlp"):
+            queryset = queryset.filter(tlp=data["tlp"])
+        if data.get("status"):
+            queryset = queryset.filter(status=data["status"])
+        if data.get("since"):
+            queryset = queryset.filter(detected_at__date__gte=data["since"])
+        if data.get("until"):
+            queryset = queryset.filter(detected_at__date__lte=data["until"])
+        return queryset
+
+    @property
+    def is_filtered(self) -> bool:
+        return any(self.cleaned_data.get(name) for name in self.fields)
+
+
+class ReportContentForm(TlpChoicesMixin, RenkeiForm):
+    """What every version of a report carries: the initial report and each update."""
+
+    title = forms.CharField(label=_("Title"), max_length=200)
+    kind = forms.ChoiceField(label=_("Kind"), choices=ReportKind.choices, widget=forms.RadioSelect)
+    occurred_at = local_datetime_field(_("Occurred at"), required=False)
+    detected_at = local_datetime_field(_("Detected at"))
+    cause = CauseField(
+        help_text=_(
+            "Choose the top-level cause, or “unknown”, while the detail is not yet known; "
+            "you can refine it in an update."
+        )
+    )
+    impact_confidentiality = forms.BooleanField(label=_("Confidentiality affected (leak)"), required=False)
+    impact_integrity = forms.BooleanField(
+        label=_("Integrity affected (destruction, alteration)"), required=False
+    )
+    impact_availability = forms.BooleanField(label=_("Availability affected"), required=False)
+    service_state = forms.ChoiceField(
+        label=_("Service state"), choices=ServiceState.choices, initial=ServiceState.NONE
+    )
+    users_affected = forms.IntegerField(label=_("Users affected"), required=False, min_value=0)
+    duration_minutes = forms.IntegerField(label=_("Duration (minutes)"), required=False, min_value=0)
+    area = forms.CharField(label=_("Area affected"), max_length=200, required=False)
+    affected_services = forms.CharField(
+        label=_("Affected services and systems"), required=False, widget=forms.Textarea(attrs={"rows": 3})
+    )
+    narrative = forms.CharField(
+        label=_("Narrative"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 8}),
+        help_text=_("What happened, in Japanese or English. Shown as plain text."),
+    )
+    observables = forms.CharField(
+        label=_("Observables"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "class": "input--mono", "spellcheck": "false"}),
+        help_text=_(
+            "One per line: the type, a space, the value, e.g. “ipv4-addr 203.0.113.5”. Types: %(types)s."
+        )
+        % {"types": ", ".join(ObservableType.values)},
+    )
+    attachments = AttachmentsField(
+        label=_("Attachments"),
+        help_text=_("Any number of files, each up to %(limit)d MB. They are offered only as downloads.")
+        % {"limit": settings.RENKEI_ATTACHMENT_MAX_BYTES // (1024 * 1024)},
+    )
+
+    def clean_observables(self):
+        return parse_observables(self.cleaned_data["observables"])
+
+    def content(self) -> dict:
+        data = self.cleaned_data
+        names = [
+            "title",
+            "kind",
+            "occurred_at",
+            "detected_at",
+            "cause",
+            "impact_confidentiality",
+            "impact_integrity",
+            "impact_availability",
+            "service_state",
+            "users_affected",
+            "duration_minutes",
+            "area",
+            "affected_services",
+            "narrative",
+            "observables",
+            "attachments",
+        ]
+        return {name: data[name] for name in names}
+
+
+class ReportForm(OrganizationChoiceMixin, ReportContentForm):
+    """A new report: the content, plus who receives it."""
+
+    field_order = ["organization", "title", "sector", "kind"]
+
+    organization = forms.ModelChoiceField(
+        label=_("Reporting organization"), queryset=Organization.objects.none(), empty_label=None
+    )
+    sector = forms.ModelChoiceField(label=_("Sector"), queryset=Sector.objects.none(), empty_label=None)
+    tlp = TlpField(initial=Tlp.AMBER)
+    share_with_ceptoar = forms.BooleanField(
+        label=_("Also send this report to our CEPTOAR"),
+        required=False,
+        help_text=_("The sector ministry and the national centre always receive it."),
+    )
+    anonymized_copy_consent = forms.BooleanField(
+        label=_("We agree that an anonymized copy may be shared with other sectors"),
+        required=False,
+        help_text=_("The copy hides your organization, and its text is redacted before it is shared."),
+    )
+    recipients = forms.CharField(
+        label=_("Named recipients (TLP:RED only)"),
+        required=False,
+        help_text=_(
+            "Usernames, separated by spaces. Leave empty to name the duty coordinators "
+            "of the sector ministry and the national centre."
+        ),
+    )
+
+    def __init__(self, *args, organizations, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+        self.offer_organizations(organizations)
+        if not organizations.filter(parent__type=OrganizationType.CEPTOAR).exists():
+            # Nobody to share with: an operator outside any CEPTOAR is not offered the choice.
+            del self.fields["share_with_ceptoar"]
+        self.fields["sector"].queryset = Sector.objects.filter(
+            active=True, organizations__in=organizations
+        ).distinct()
+
+    def clean_recipients(self):
+        return resolve_people(self.cleaned_data["recipients"], self.user)
+
+    def clean(self):
+        data = super().clean()
+        if data.get("recipients") and data.get("tlp") != Tlp.RED:
+            self.add_error("recipients", _("Named recipients are only for TLP:RED reports."))
+        return data
+
+    def report_input(self) -> ReportInput:
+        data = self.cleaned_data
+        return ReportInput(
+            **self.content(),
+            sector=data["sector"],
+            tlp=data["tlp"],
+            share_with_ceptoar=data.get("share_with_ceptoar", False),
+            anonymized_copy_consent=data["anonymized_copy_consent"],
+            recipients=data["recipients"],
+        )
+
+
+class ReportUpdateForm(ReportContentForm):
+    """An update or the final report: the whole current state again, changed where it changed."""
+
+    field_order = ["stage", "status"]
+
+    stage = forms.ChoiceField(
+        label=_("This is"),
+        choices=[
+            (VersionStage.UPDATE, VersionStage.UPDATE.label),
+            (VersionStage.FINAL, VersionStage.FINAL.label),
+        ],
+        widget=forms.RadioSelect,
+        initial=VersionStage.UPDATE,
+    )
+    status = forms.ChoiceField(label=_("Status"), choices=ReportStatus.choices)
+
+    def __init__(self, *args, report: Report, **kwargs):
+        self.report = report
+        version = report.versions.order_by("-number").first()
+        kwargs.setdefault(
+            "initial",
+            {
+                "status": report.status,
+                "title": version.title,
+                "kind": report.kind,
+                "occurred_at": version.occurred_at,
+                "detected_at": version.detected_at,
+                "cause": version.cause.code,
+                "impact_confidentiality": version.impact_confidentiality,
+                "impact_integrity": version.impact_integrity,
+                "impact_availability": version.impact_availability,
+                "service_state": version.service_state,
+                "users_affected": version.users_affected,
+                "duration_minutes": version.duration_minutes,
+                "area": version.area,
+                "affected_services": version.affected_services,
+                "narrative": version.narrative,
+                "observables": observables_text(version.observables.all()),
+            },
+        )
+        super().__init__(*args, **kwargs)
+        # The kind is fixed by the initial report.
+        del self.fields["kind"]
+
+    def report_input(self) -> ReportInput:
+        content = self.content() | {"kind": self.report.kind}
+        return ReportInput(
+            **content,
+            sector=self.report.sector,
+            tlp=self.report.tlp,
+            status=self.cleaned_data["status"],
+            ransom_paid=self.report.ransom_paid,
+        )
+
+    def content(self) -> dict:
+        data = self.cleaned_data
+        names = [
+            "title",
+            "occurred_at",
+            "detected_at",
+            "cause",
+            "impact_confidentiality",
+            "impact_integrity",
+            "impact_availability",
+            "service_state",
+            "users_affected",
+            "duration_minutes",
+            "area",
+            "affected_services",
+            "narrative",
+            "observables",
+            "attachments",
+        ]
+        return {name: data[name] for name in names}
+
+
+class CommentForm(RenkeiForm):
+    prefix = "comment"
+
+    body = forms.CharField(label=_("Comment"), widget=forms.Textarea(attrs={"rows": 3}), max_length=10000)
+
+
+class QuestionForm(RenkeiForm):
+    prefix = "question"
+
+    body = forms.CharField(
+        label=_("Question to the reporter"),
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=10000,
+        help_text=_("The reporting organization is notified and can answer here."),
+    )
+
+
+class AnswerForm(RenkeiForm):
+    body = forms.CharField(label=_("Answer"), widget=forms.Textarea(attrs={"rows": 3}), max_length=10000)
+
+
+class ForwardForm(RenkeiForm):
+    prefix = "forward"
+
+    organizations = forms.ModelMultipleChoiceField(
+        label=_("Organizations"),
+        required=False,
+        queryset=Organization.objects.none(),
+        widget=forms.SelectMultiple(attrs={"size": 8}),
+    )
+    people = forms.CharField(
+        label=_("People (usernames)"),
+        required=False,
+        help_text=_("Separated by spaces. For TLP:RED reports, only named people can be added."),
+    )
+
+    def __init__(self, *args, organizations, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+        self.fields["organizations"].queryset = organizations
+
+    def clean_people(self):
+        return resolve_people(self.cleaned_data["people"], self.user)
+
+    def clean(self):
+        data = super().clean()
+        if not self.errors and not data.get("organizations") and not data.get("people"):
+            raise ValidationError(_("Choose at least one organization or person."), code="empty")
+        return data
+
+
+class LinkForm(RenkeiForm):
+    prefix = "link"
+
+    other = forms.ModelChoiceField(
+        label=_("Report to link"),
+        queryset=Report.objects.none(),
+        widget=forms.TextInput(attrs={"autocomplete": "off", "class": "input--mono"}),
+        help_text=_("The report's ID, shown at the top of its page."),
+        error_messages={"invalid_choice": _("No report with this ID is visible to you.")},
+    )
+
+    def __init__(self, *args, reports, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["other"].queryset = reports
+
+
+class ReclassifyForm(RenkeiForm):
+    prefix = "reclassify"
+
+    cause = CauseField()
+    note = forms.CharField(
+        label=_("Reason"), required=False, widget=forms.Textarea(attrs={"rows": 2}), max_length=2000
+    )
+
+
+class RelabelForm(TlpChoicesMixin, RenkeiForm):
+    prefix = "relabel"
+
+    tlp = TlpField()
+    source_consent = forms.BooleanField(
+        label=_("The reporting organization has agreed to this label"),
+        required=False,
+        help_text=_("Needed when the national centre lowers the label of someone else's report."),
+    )
+
+
+# --- Advisories ---------------------------------------------------------------------------------
+
+# Bodies that may issue advisories, and the roles within them that may.
+ISSUER_TYPES = (OrganizationType.NATIONAL_CENTER, OrganizationType.SECTOR_MINISTRY, OrganizationType.CEPTOAR)
+
+
+class AdvisoryForm(OrganizationChoiceMixin, TlpChoicesMixin, RenkeiForm):
+    organization = forms.ModelChoiceField(
+        label=_("Issuing organization"), queryset=Organization.objects.none(), empty_label=None
+    )
+    title = forms.CharField(label=_("Title"), max_length=200)
+    body = forms.CharField(label=_("Body"), widget=forms.Textarea(attrs={"rows": 10}))
+    severity = forms.ChoiceField(label=_("Severity"), choices=Severity.choices, initial=Severity.MEDIUM)
+    tlp = TlpField(initial=Tlp.AMBER)
+    all_ci = forms.BooleanField(label=_("All critical infrastructure"), required=False)
+    sectors = forms.ModelMultipleChoiceField(
+        label=_("Sectors"),
+        required=False,
+        queryset=Sector.objects.none(),
+        widget=forms.CheckboxSelectMultiple,
+    )
+    organization_types = forms.MultipleChoiceField(
+        label=_("Organization types"),
+        required=False,
+        choices=[(t.value, t.label) for t in OrganizationType if t != OrganizationType.PUBLIC],
+        widget=forms.CheckboxSelectMultiple,
+    )
+    organizations = forms.ModelMultipleChoiceField(
+        label=_("Organizations"),
+        required=False,
+        queryset=Organization.objects.none(),
+        widget=forms.SelectMultiple(attrs={"size": 8}),
+    )
+    people = forms.CharField(
+        label=_("People (usernames)"), required=False, help_text=_("Separated by spaces.")
+    )
+    ack_required = forms.BooleanField(label=_("Recipients must acknowledge"), required=False)
+    ack_due = local_datetime_field(_("Acknowledge by"), required=False)
+    # Chosen by starting from a report's page; carried through the form unseen, listed beside it.
+    source_reports = forms.ModelMultipleChoiceField(
+        label=_("Stems from reports"),
+        required=False,
+        queryset=Report.objects.none(),
+        widget=forms.MultipleHiddenInput,
+    )
+
+    def __init__(self, *args, issuers, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+        self.offer_organizations(issuers)
+        self.fields["source_reports"].queryset = Report.objects.restrict(user)
+        self.fields["sectors"].queryset = Sector.objects.restrict(user).filter(active=True)
+        self.fields["organizations"].queryset = (
+            Organization.objects.restrict(user).filter(active=True).order_by("type", "name_ja")
+        )
+
+    def clean_people(self):
+        return resolve_people(self.cleaned_data["people"], self.user)
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        if not any(
+            data.get(name) for name in ("all_ci", "sectors", "organization_types", "organizations", "people")
+        ):
+            raise ValidationError(_("Choose who receives the advisory."), code="no_audience")
+        if data.get("ack_due") and not data.get("ack_required"):
+            self.add_error("ack_due", _("A due time only applies when acknowledgement is required."))
+        return data
+
+    def advisory_input(self) -> AdvisoryInput:
+        data = self.cleaned_data
+        return AdvisoryInput(
+            title=data["title"],
+            body=data["body"],
+            severity=data["severity"],
+            tlp=data["tlp"],
+            all_ci=data["all_ci"],
+            sectors=list(data["sectors"]),
+            organization_types=list(data["organization_types"]),
+            organizations=list(data["organizations"]),
+            people=data["people"],
+            ack_required=data["ack_required"],
+            ack_due=data["ack_due"],
+            source_reports=list(data["source_reports"]),
+        )
+
+
+class AcknowledgeForm(OrganizationChoiceMixin, RenkeiForm):
+    prefix = "ack"
+
+    organization = forms.ModelChoiceField(
+        label=_("On behalf of"), queryset=Organization.objects.none(), empty_label=None
+    )
+
+    def __init__(self, *args, organizations, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.offer_organizations(organizations)
+
+
+# --- Anonymized copies ------------------------------------------------------------------------
+
+
+class AnonymizedCopyForm(TlpChoicesMixin, RenkeiForm):
+    title = forms.CharField(label=_("Title of the copy"), max_length=200)
+    narrative = forms.CharField(
+        label=_("Redacted narrative"),
+        widget=forms.Textarea(attrs={"rows": 12}),
+        help_text=_("Remove names, places, system names and anything else that could identify the reporter."),
+    )
+    keep_sector = forms.BooleanField(
+        label=_("Keep the sector"),
+        required=False,
+        help_text=_("Untick to generalize it away when the sector alone could identify the reporter."),
+    )
+    observables = forms.MultipleChoiceField(
+        label=_("Observables to keep"), required=False, widget=forms.CheckboxSelectMultiple
+    )
+    tlp = TlpField(initial=Tlp.GREEN)
+    all_ci = forms.BooleanField(label=_("All critical infrastructure"), required=False, initial=True)
+    sectors = forms.ModelMultipleChoiceField(
+        label=_("Sectors"),
+        required=False,
+        queryset=Sector.objects.none(),
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    def __init__(self, *args, source: Report, observables, user, **kwargs):
+        kwargs.setdefault(
+            "initial", {"title": source.title, "narrative": source.narrative, "keep_sector": True}
+        )
+        super().__init__(*args, **kwargs)
+        self.fields["observables"].choices = [
+            (f"{o.type} {o.value}", f"{o.type}: {o.value}") for o in observables
+        ]
+        self.fields["sectors"].queryset = Sector.objects.restrict(user).filter(active=True)
+
+    def clean(self):
+        data = super().clean()
+        if not self.errors and not data.get("all_ci") and not data.get("sectors"):
+            raise ValidationError(_("Choose who receives the copy."), code="no_audience")
+        return data
+
+    def anonymized_input(self) -> AnonymizedInput:
+        data = self.cleaned_data
+        return AnonymizedInput(
+            title=data["title"],
+            narrative=data["narrative"],
+            keep_sector=data["keep_sector"],
+            tlp=data["tlp"],
+            all_ci=data["all_ci"],
+            sectors=list(data["sectors"]),
+            observables=[tuple(choice.split(" ", 1)) for choice in data["observables"]],
+        )

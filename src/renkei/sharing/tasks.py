@@ -1,0 +1,41 @@
+"""Background delivery of sharing notifications (queued by services with transaction.on_commit).
+
+The work itself lives in delivery.py and webhooks.py; these are the queue's entry points.
+"""
+
+from django_tasks import task
+
+from renkei.sharing import delivery, webhooks
+
+
+@task()
+def report_notify(report_id: str, event: str) -> int:
+    """E-mail the people concerned by a report event (submitted, updated, question, answer,
+    forwarded) who may see the report. Returns the number of recipients queued."""
+    return delivery.notify_report(report_id=report_id, event=event)
+
+
+@task()
+def advisory_fan_out(advisory_id: str) -> int:
+    """Deliver an issued advisory to its whole audience: inbox rows, e-mail and webhook tasks.
+    Returns the number of new inbox rows."""
+    return delivery.fan_out_advisory(advisory_id=advisory_id)
+
+
+@task()
+def email_report_batch(report_id: str, event: str, user_ids: list[int], comment_id: int | None = None) -> int:
+    return delivery.send_report_emails(
+        report_id=report_id, event=event, user_ids=user_ids, comment_id=comment_id
+    )
+
+
+@task()
+def email_advisory_batch(advisory_id: str, user_ids: list[int], reminder: bool = False) -> int:
+    return delivery.send_advisory_emails(advisory_id=advisory_id, user_ids=user_ids, reminder=reminder)
+
+
+@task()
+def webhook_deliver(endpoint_id: int, advisory_id: str, attempt: int, delivery_id: str) -> bool:
+    return webhooks.deliver(
+        endpoint_id=endpoint_id, advisory_id=advisory_id, attempt=attempt, delivery_id=delivery_id
+    )

@@ -1,0 +1,203 @@
+"""Reporting deadlines from the shipped profiles (NISC, NIS2, CIRCIA), computed in Python and in the
+database alike, and the reminders e-mailed to reporters."""
+
+import datetime as dt
+import io
+
+from django.core.management import call_command
+from django.utils import timezone
+
+from renkei.audit.models import AuditRecord
+from renkei.sharing import services
+from renkei.sharing.choices import ReportStatus, VersionStage
+from renkei.sharing.deadlines import overdue_reports, reports_with_pending_stages, stage_deadlines
+from renkei.sharing.delivery import PeriodicReminders, remind_deadlines
+from renkei.sharing.models import DeadlineProfile, Report
+from renkei.sharing.tests import delivery_support
+from renkei.sharing.tests.factories import report_for, report_input
+
+mail_inbox = delivery_support.mail_inbox
+HOUR = dt.timedelta(hours=1)
+
+
+def detected(hours_ago: float) -> dict:
+    at = timezone.now() - hours_ago * HOUR
+    return {"detected_at": at, "occurred_at": at - HOUR}
+
+
+def add_version(report: Report, stage: str, **overrides):
+    data = report_input(
+        report.organization,
+        detected_at=report.detected_at,
+        occurred_at=report.occurred_at,
+        tlp=report.tlp,
+        **overrides,
+    )
+    return services.report_update(author=report.reporter, report=report, data=data, stage=stage)
+
+
+def by_code(report: Report, now) -> dict:
+    return {deadline.stage.code: deadline for deadline in stage_deadlines(report, now=now)}
+
+
+def test_nisc_stages_count_from_detection_and_from_the_previous_stage(community):
+    report = report_for(community.bank_a_reporter, community.bank_a, **detected(10))
+    initial_version = report.versions.get()
+    assert report.deadline_profile.code == "nisc"
+
+    now = timezone.now()
+    stages = by_code(report, now)
+    assert list(stages) == ["initial", "update", "final"]
+    assert stages["initial"].due_at == report.detected_at + 24 * HOUR
+    assert stages["initial"].fulfilled_by == initial_version
+    assert not stages["initial"].late
+    assert stages["update"].starts_at == initial_version.created_at, "counted from the initial report"
+    assert stages["update"].due_at == initial_version.created_at + 72 * HOUR
+    assert stages["update"].fulfilled_by is None
+    assert stages["final"].due_at == report.detected_at + 720 * HOUR
+    assert not any(d.overdue for d in stages.values())
+
+    later = by_code(report, now + 80 * HOUR)
+    assert later["update"].overdue
+    assert not later["final"].overdue
+    assert list(overdue_reports(Report.objects.all(), now=now)) == []
+    assert list(overdue_reports(Report.objects.all(), now=now + 80 * HOUR)) == [report]
+
+
+def test_a_late_initial_report_meets_its_stage_late(community):
+    report = report_for(community.bank_a_reporter, community.bank_a, **detected(30))
+    initial = by_code(report, timezone.now())["initial"]
+    assert initial.late
+    assert not initial.overdue
+
+
+def test_a_final_report_also_meets_a_pending_update(community):
+    report = report_for(community.bank_a_reporter, community.bank_a, **detected(2))
+    final = add_version(report, VersionStage.FINAL)
+    stages = by_code(report, timezone.now() + 1000 * HOUR)
+    assert stages["update"].fulfilled_by == final
+    assert stages["final"].fulfilled_by == final
+    assert not any(d.overdue for d in stages.values())
+    assert list(overdue_reports(Report.objects.all(), now=timezone.now() + 1000 * HOUR)) == []
+
+
+def test_nis2_deadlines_all_count_from_detection(community):
+    nis2 = DeadlineProfile.objects.get(code="nis2")
+    report = report_for(community.bank_a_reporter, community.bank_a, deadline_profile=nis2, **detected(1))
+    stages = by_code(report, timezone.now())
+    assert [stages[c].due_at - report.detected_at for c in ("early_warning", "notification", "final")] == [
+        24 * HOUR,
+        72 * HOUR,
+        720 * HOUR,
+    ]
+    add_version(report, VersionStage.UPDATE)
+    assert by_code(report, timezone.now() + 100 * HOUR)["notification"].fulfilled_by is not None
+    assert list(overdue_reports(Report.objects.all(), now=timezone.now() + 100 * HOUR)) == []
+
+
+def test_circia_ransom_stage_applies_only_when_a_ransom_was_paid(community):
+    circia = DeadlineProfile.objects.get(code="circia")
+    paid = report_for(
+        community.bank_a_reporter, community.bank_a, deadline_profile=circia, ransom_paid=True, **detected(1)
+    )
+    unpaid = report_for(community.bank_a_reporter, community.bank_a, deadline_profile=circia, **detected(1))
+    assert list(by_code(unpaid, timezone.now())) == ["covered_incident"]
+    assert list(by_code(paid, timezone.now())) == ["covered_incident", "ransom_payment"]
+
+    day_later = timezone.now() + 25 * HOUR
+    assert by_code(paid, day_later)["ransom_payment"].overdue
+    assert list(overdue_reports(Report.objects.all(), now=day_later)) == [paid]
+
+
+def test_closed_reports_are_never_overdue(community):
+    report = report_for(community.bank_a_reporter, community.bank_a, **detected(2))
+    add_version(report, VersionStage.UPDATE, status=ReportStatus.CLOSED)
+    report.refresh_from_db()
+    assert report.status == ReportStatus.CLOSED
+    far = timezone.now() + 2000 * HOUR
+    assert not any(d.overdue for d in stage_deadlines(report, now=far))
+    assert list(overdue_reports(Report.objects.all(), now=far)) == []
+
+
+def test_the_database_and_python_agree_on_which_reports_are_pending(community):
+    nis2 = DeadlineProfile.objects.get(code="nis2")
+    circia = DeadlineProfile.objects.get(code="circia")
+    reports = [
+        report_for(community.bank_a_reporter, community.bank_a, **detected(1)),
+        report_for(community.bank_a_reporter, community.bank_a, **detected(40)),
+        report_for(community.bank_b_reporter, community.bank_b, deadline_profile=nis2, **detected(5)),
+        report_for(
+            community.hospital_reporter,
+            community.hospital,
+            deadline_profile=circia,
+            ransom_paid=True,
+            **detected(3),
+        ),
+        report_for(community.hospital_reporter, community.hospital, **detected(20)),
+    ]
+    add_version(reports[1], VersionStage.UPDATE)
+    add_version(reports[4], VersionStage.FINAL)
+    start = timezone.now()
+    for hours in (0, 10, 22, 30, 60, 75, 100, 500, 700, 800):
+        now = start + hours * HOUR
+        for fraction in (0.75, 1.0):
+            expected = {
+                report.pk
+                for report in reports
+                if any(
+                    d.fulfilled_by is None and now > d.starts_at + (d.due_at - d.starts_at) * fraction
+                    for d in stage_deadlines(report, now=now)
+                )
+            }
+            found = set(
+                reports_with_pending_stages(Report.objects.all(), now=now, fraction=fraction).values_list(
+                    "pk", flat=True
+                )
+            )
+            assert found == expected, (hours, fraction)
+        overdue = {r.pk for r in reports if any(d.overdue for d in stage_deadlines(r, now=now))}
+        assert set(overdue_reports(Report.objects.all(), now=now).values_list("pk", flat=True)) == overdue
+
+
+def test_reporters_are_reminded_once_before_a_deadline_and_once_when_overdue(community, mail_inbox):
+    report = report_for(community.bank_a_reporter, community.bank_a, **detected(1))
+    update_due = by_code(report, timezone.now())["update"].due_at
+
+    assert remind_deadlines(now=update_due - 30 * HOUR) == 0, "three quarters of the window remain"
+    assert remind_deadlines(now=update_due - 10 * HOUR) == 1
+    assert remind_deadlines(now=update_due - 9 * HOUR) == 0, "once per stage"
+    assert remind_deadlines(now=update_due + HOUR) == 1
+    assert remind_deadlines(now=update_due + 2 * HOUR) == 0
+
+    soon, overdue = (d.message for d in mail_inbox.wait_for(2))
+    assert [d.recipients for d in mail_inbox.deliveries] == [[community.bank_a_reporter.email]] * 2
+    assert report.title in str(soon["Subject"])
+    assert str(report.pk) in soon.get_body().get_content()
+    assert str(soon["Subject"]) != str(overdue["Subject"])
+    reminders = AuditRecord.objects.filter(object_id=str(report.pk), after__reminder="deadline")
+    assert sorted(r.after["state"] for r in reminders) == ["due_soon", "overdue"]
+
+
+def test_remind_command_runs_both_reminders(community, mail_inbox):
+    report_for(community.bank_a_reporter, community.bank_a, **detected(1))
+    out = io.StringIO()
+    call_command("sharing", "remind", "--json", stdout=out)
+    assert out.getvalue().replace(" ", "").replace("\n", "") == (
+        '{"deadline_reminders":0,"acknowledgement_reminders":0}'
+    )
+    assert mail_inbox.deliveries == []
+
+
+def test_renkei_up_sends_reminders_from_a_background_loop(community, mail_inbox):
+    circia = DeadlineProfile.objects.get(code="circia")
+    report_for(
+        community.bank_a_reporter, community.bank_a, deadline_profile=circia, ransom_paid=True, **detected(20)
+    )
+    loop = PeriodicReminders(interval=0.1)
+    loop.start()
+    try:
+        [delivery] = mail_inbox.wait_for(1, timeout=10)
+    finally:
+        loop.stop()
+    assert not loop.thread.is_alive()
+    assert delivery.recipients == [community.bank_a_reporter.email]

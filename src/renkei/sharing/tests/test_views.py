@@ -1,0 +1,619 @@
+"""Information-sharing pages: who sees what, what each form says when input is wrong, and downloads."""
+
+import datetime as dt
+import re
+import uuid
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from renkei.audit.models import AuditRecord
+from renkei.directory.choices import Role
+from renkei.directory.tests.factories import member
+from renkei.sharing.choices import CommentKind, Tlp
+from renkei.sharing.models import (
+    Acknowledgement,
+    Advisory,
+    AnonymizedReport,
+    Attachment,
+    Report,
+    ReportComment,
+)
+from renkei.sharing.services import AttachmentInput
+from renkei.sharing.tests.factories import advisory_for, anonymized_copy_for, report_for
+
+
+@pytest.fixture(autouse=True)
+def _media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+def signed_in(user, language: str = "en") -> Client:
+    """A client for `user` (in `language`), past two-factor authentication where it is required."""
+    user.language = language
+    user.save(update_fields=["language"])
+    client = Client()
+    client.force_login(user)
+    device = TOTPDevice.objects.create(user=user, name="test", confirmed=True)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
+    return client
+
+
+def same_page(first, second) -> bool:
+    """Identical apart from the page's own address and the per-render CSRF token."""
+
+    def normalized(response) -> str:
+        html = response.content.decode().replace(response.request["PATH_INFO"], "")
+        return re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", html)
+
+    return normalized(first) == normalized(second)
+
+
+def detail(report) -> str:
+    return reverse("sharing:report_detail", kwargs={"pk": report.pk})
+
+
+def report_post(community, **overrides) -> dict:
+    detected = timezone.localtime(timezone.now() - dt.timedelta(hours=1))
+    data = {
+        "title": "勘定系システムへの不正アクセス",
+        "sector": community.finance.pk,
+        "kind": "failure",
+        "detected_at": detected.strftime("%Y-%m-%dT%H:%M"),
+        "occurred_at": (detected - dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"),
+        "cause": "intentional.intrusion",
+        "service_state": "degraded",
+        "narrative": "不審な通信を検知した。",
+        "observables": "ipv4-addr 203.0.113.5\ndomain-name evil.example.com",
+        "tlp": "AMBER",
+    }
+    return data | overrides
+
+
+# --- Lists and 404s -----------------------------------------------------------------------------
+
+
+def test_report_list_shows_what_reached_the_user_and_nothing_else(community):
+    mine = report_for(community.bank_a_reporter, community.bank_a, title="さくら銀行の障害")
+    report_for(community.hospital_reporter, community.hospital, title="みどり病院の障害")
+    for user, expected in (
+        (community.bank_a_reporter, {mine.pk}),
+        (community.fsa_coordinator, {mine.pk}),
+        (community.bank_b_reporter, set()),
+        (
+            community.mhlw_coordinator,
+            set(Report.objects.filter(sector=community.medical).values_list("pk", flat=True)),
+        ),
+    ):
+        response = signed_in(user).get(reverse("sharing:report_list"))
+        assert response.status_code == 200
+        assert {r.pk for r in response.context["page"]} == expected, user.username
+
+
+def test_report_list_filters_and_answers_htmx_with_the_results_only(community):
+    report_for(
+        community.bank_a_reporter, community.bank_a, title="停電による障害", cause="environmental.disaster"
+    )
+    report_for(community.bank_a_reporter, community.bank_a, title="不正アクセス")
+    client = signed_in(community.fsa_coordinator)
+    response = client.get(reverse("sharing:report_list"), {"q": "停電"}, HTTP_HX_REQUEST="true")
+    html = response.content.decode()
+    assert "停電による障害" in html and "不正アクセス" not in html
+    assert "<html" not in html and 'hx-swap-oob="innerHTML"' in html
+    assert response["Vary"] == "HX-Request" or "HX-Request" in response["Vary"]
+    by_cause = client.get(reverse("sharing:report_list"), {"cause": "environmental"})
+    assert [r.title for r in by_cause.context["page"]] == ["停電による障害"]
+
+
+def test_forbidden_report_is_the_same_404_as_a_missing_one(community):
+    report = report_for(community.bank_a_reporter, community.bank_a, tlp=Tlp.AMBER_STRICT)
+    client = signed_in(community.bank_b_reporter)
+    forbidden = client.get(detail(report))
+    missing = client.get(reverse("sharing:report_detail", kwargs={"pk": uuid.uuid4()}))
+    assert forbidden.status_code == missing.status_code == 404
+    assert same_page(forbidden, missing)
+    assert signed_in(community.ceptoar_officer).get(detail(report)).status_code == 404
+    assert signed_in(community.mhlw_coordinator).get(detail(report)).status_code == 404
+    assert signed_in(community.fsa_coordinator).get(detail(report)).status_code == 200
+
+
+def test_narrative_is_rendered_escaped(community):
+    report = report_for(
+        community.bank_a_reporter, community.bank_a, narrative="<script>alert(1)</script>\n二行目"
+    )
+    html = signed_in(community.fsa_coordinator).get(detail(report)).content.decode()
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;<br>二行目" in html
+
+
+# --- Submitting and updating --------------------------------------------------------------------
+
+
+def test_operator_submits_a_report_with_observables_and_attachments(community):
+    client = signed_in(community.bank_a_reporter)
+    files = [
+        SimpleUploadedFile("log.txt", b"suspicious", content_type="text/plain"),
+        SimpleUploadedFile("page.html", b"<script>x</script>", content_type="text/html"),
+    ]
+    response = client.post(reverse("sharing:report_create"), report_post(community) | {"attachments": files})
+    report = Report.objects.get()
+    assert response.status_code == 302 and response["Location"] == detail(report)
+    assert report.organization == community.bank_a and report.tlp == Tlp.AMBER
+    # Entered in Japan Standard Time, stored as the same moment.
+    assert timezone.localtime(report.detected_at).utcoffset() == dt.timedelta(hours=9)
+    version = report.versions.get()
+    assert sorted(version.observables.values_list("type", "value")) == [
+        ("domain-name", "evil.example.com"),
+        ("ipv4-addr", "203.0.113.5"),
+    ]
+    assert sorted(version.attachments.values_list("filename", flat=True)) == ["log.txt", "page.html"]
+    page = client.get(detail(report)).content.decode()
+    assert "203.0.113.5" in page and "page.html" in page
+
+
+def test_bad_observables_are_reported_line_by_line_and_nothing_is_written(community):
+    client = signed_in(community.bank_a_reporter)
+    observables = "ipv4-addr 203.0.113.5\nipv4-addr 999.1.1.1\n\nbogus-type x\njustonetoken"
+    response = client.post(reverse("sharing:report_create"), report_post(community, observables=observables))
+    assert response.status_code == 200
+    errors = response.context["form"].errors["observables"]
+    assert errors[0].startswith("Line 2:") and "999.1.1.1" in errors[0]
+    assert errors[1].startswith("Line 4:") and "bogus-type" in errors[1]
+    assert errors[2].startswith("Line 5:")
+    assert not Report.objects.exists()
+
+
+def test_report_form_errors_are_readable(community, settings):
+    settings.RENKEI_ATTACHMENT_MAX_BYTES = 1024 * 1024
+    client = signed_in(community.bank_a_reporter)
+    future = timezone.localtime(timezone.now() + dt.timedelta(days=2)).strftime("%Y-%m-%dT%H:%M")
+    big = SimpleUploadedFile("dump.bin", b"x" * (1024 * 1024 + 1))
+    response = client.post(
+        reverse("sharing:report_create"),
+        report_post(community, title="", detected_at=future, recipients="nobody-here")
+        | {"attachments": [big]},
+    )
+    errors = response.context["form"].errors
+    assert response.status_code == 200
+    assert "title" in errors
+    assert errors["attachments"] == ["dump.bin is larger than the limit of 1 MB."]
+    assert errors["recipients"] == ["No such person: nobody-here."]
+    assert not Report.objects.exists()
+    # The service's refusal lands on its field.
+    response = client.post(reverse("sharing:report_create"), report_post(community, detected_at=future))
+    assert response.context["form"].errors["detected_at"] == ["The detection time is in the future."]
+    assert not Report.objects.exists()
+
+
+def test_only_reporting_roles_get_the_report_form(community):
+    assert signed_in(community.fsa_coordinator).get(reverse("sharing:report_create")).status_code == 403
+    assert signed_in(community.bank_a_reporter).get(reverse("sharing:report_create")).status_code == 200
+
+
+def test_reporter_adds_an_update_and_the_versions_show_what_changed(community):
+    report = report_for(community.bank_a_reporter, community.bank_a)
+    client = signed_in(community.bank_a_reporter)
+    form = client.get(reverse("sharing:report_update", kwargs={"pk": report.pk})).context["form"]
+    data = {name: form[name].value() for name in form.fields if name != "attachments"}
+    data = {k: v for k, v in data.items() if v not in (None, False)}
+    data |= {
+        "stage": "final",
+        "status": "resolved",
+        "narrative": "原因を特定し対処した。",
+        "detected_at": timezone.localtime(report.detected_at).strftime("%Y-%m-%dT%H:%M"),
+        "occurred_at": timezone.localtime(report.occurred_at).strftime("%Y-%m-%dT%H:%M"),
+    }
+    response = client.post(reverse("sharing:report_update", kwargs={"pk": report.pk}), data)
+    assert response.status_code == 302
+    report.refresh_from_db()
+    assert report.version_count == 2 and report.stage == "final" and report.status == "resolved"
+    versions = signed_in(community.fsa_coordinator).get(detail(report)).context["versions"]
+    assert "narrative" in versions[1][1] and "title" not in versions[1][1]
+    # The ministry may read the report but not add versions to it.
+    assert (
+        signed_in(community.fsa_coordinator)
+        .get(reverse("sharing:report_update", kwargs={"pk": report.pk}))
+        .status_code
+        == 404
+    )
+
+
+# --- Attachments ----------------------------------------------------------------------------------
+
+
+def test_attachment_downloads_only_as_octet_stream_and_only_for_those_who_see_the_report(community):
+    report = report_for(
+        community.bank_a_reporter,
+        community.bank_a,
+        attachments=[AttachmentInput("evil.html", "text/html", b"<script>alert(1)</script>")],
+    )
+    attachment = Attachment.objects.get()
+    url = reverse("sharing:attachment_download", kwargs={"pk": report.pk, "attachment_pk": attachment.pk})
+    response = signed_in(community.fsa_coordinator).get(url)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/octet-stream"
+    assert (
+        response["Content-Disposition"].startswith("attachment;")
+        and "evil.html" in response["Content-Disposition"]
+    )
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert b"".join(response.streaming_content) == b"<script>alert(1)</script>"
+    assert AuditRecord.objects.filter(action="read", object_id=str(attachment.pk)).exists()
+
+    assert signed_in(community.bank_b_reporter).get(url).status_code == 404
+    other = report_for(community.bank_b_reporter, community.bank_b)
+    # An attachment is only reachable through its own report.
+    wrong_pair = reverse(
+        "sharing:attachment_download", kwargs={"pk": other.pk, "attachment_pk": attachment.pk}
+    )
+    assert signed_in(community.bank_b_reporter).get(wrong_pair).status_code == 404
+
+
+# --- Questions, answers, comments, triage ------------------------------------------------------------
+
+
+def test_ministry_asks_and_the_reporter_answers(community):
+    report = report_for(community.bank_a_reporter, community.bank_a)
+    ministry = signed_in(community.fsa_coordinator)
+    assert "question_form" in ministry.get(detail(report)).context
+    response = ministry.post(
+        reverse("sharing:report_question", kwargs={"pk": report.pk}), {"question-body": "影響範囲は？"}
+    )
+    assert response.status_code == 302
+    question = ReportComment.objects.get(kind=CommentKind.QUESTION)
+
+    reporter = signed_in(community.bank_a_reporter)
+    page = reporter.get(detail(report))
+    assert "question_form" not in page.context
+    assert page.context["threads"][0][2] is not None  # an answer form under the question
+    response = reporter.post(
+        reverse("sharing:report_answer", kwargs={"pk": report.pk, "question_pk": question.pk}),
+        {f"answer-{question.pk}-body": "約千件の取引に遅延。"},
+    )
+    assert response.status_code == 302
+    answer = ReportComment.objects.get(kind=CommentKind.ANSWER)
+    assert answer.parent == question and answer.author_organization == community.bank_a
+
+
+def test_question_and_comment_refusals(community):
+    report = report_for(community.bank_a_reporter, community.bank_a)
+    # The reporter cannot ask itself questions: the service's message is shown, nothing is written.
+    response = signed_in(community.bank_a_reporter).post(
+        reverse("sharing:report_question", kwargs={"pk": report.pk}), {"question-body": "?"}
+    )
+    assert response.status_code == 400
+    assert "Only the ministries and the national centre" in response.content.decode()
+    # An empty comment is a form error.
+    response = signed_in(community.fsa_coordinator).post(
+        reverse("sharing:report_comment", kwargs={"pk": report.pk}), {"comment-body": ""}
+    )
+    assert response.status_code == 400 and response.context["comment_form"].errors["body"]
+    # Someone who cannot see the report gets the 404 of a missing one.
+    response = signed_in(community.bank_b_reporter).post(
+        reverse("sharing:report_comment", kwargs={"pk": report.pk}), {"comment-body": "hello"}
+    )
+    assert response.status_code == 404
+    assert not ReportComment.objects.exists()
+
+
+def test_forward_form_offers_only_what_the_label_allows(community):
+    report = report_for(community.bank_a_reporter, community.bank_a)
+    client = signed_in(community.fsa_coordinator)
+    offered = set(client.get(detail(report)).context["forward_form"].fields["organizations"].queryset)
+    assert community.bank_b in offered
+    assert community.hospital not in offered and community.fsa not in offered
+    response = client.post(
+        reverse("sharing:report_forward", kwargs={"pk": report.pk}),
+        {"forward-organizations": [community.hospital.pk]},
+    )
+    assert response.status_code == 400
+    assert not report.grants.filter(organization=community.hospital).exists()
+    response = client.post(
+        reverse("sharing:report_forward", kwargs={"pk": report.pk}),
+        {"forward-organizations": [community.bank_b.pk]},
+    )
+    assert response.status_code == 302
+    assert signed_in(community.bank_b_reporter).get(detail(report)).status_code == 200
+    # An operator has no forward permission at all.
+    assert (
+        signed_in(community.bank_b_reporter)
+        .post(reverse("sharing:report_forward", kwargs={"pk": report.pk}), {"forward-organizations": []})
+        .status_code
+        == 404
+    )
+
+
+def test_national_centre_links_and_reclassifies(community):
+    first = report_for(community.bank_a_reporter, community.bank_a)
+    second = report_for(community.hospital_reporter, community.hospital)
+    client = signed_in(community.nisc_coordinator)
+    response = client.post(
+        reverse("sharing:report_link", kwargs={"pk": first.pk}), {"link-other": str(second.pk)}
+    )
+    assert response.status_code == 302 and first.linked.filter(pk=second.pk).exists()
+    response = client.post(
+        reverse("sharing:report_reclassify", kwargs={"pk": first.pk}),
+        {"reclassify-cause": "intentional.malware", "reclassify-note": "検体解析の結果"},
+    )
+    assert response.status_code == 302
+    first.refresh_from_db()
+    assert first.cause.code == "intentional.malware"
+    assert first.classifications.count() == 2
+    # The FSA cannot see the hospital's report, so linking it is as if it did not exist.
+    response = signed_in(community.fsa_coordinator).post(
+        reverse("sharing:report_link", kwargs={"pk": first.pk}), {"link-other": str(second.pk)}
+    )
+    assert response.status_code == 400
+    assert response.context["link_form"].errors["other"] == ["No report with this ID is visible to you."]
+    # Operators do not triage.
+    response = signed_in(community.bank_a_reporter).post(
+        reverse("sharing:report_reclassify", kwargs={"pk": first.pk}), {"reclassify-cause": "unknown"}
+    )
+    assert response.status_code == 404
+
+
+# --- Advisories -------------------------------------------------------------------------------------
+
+
+def test_national_centre_issues_an_advisory_and_sees_acknowledgements(community):
+    client = signed_in(community.nisc_coordinator)
+    assert client.get(reverse("sharing:advisory_create")).status_code == 200
+    due = timezone.localtime(timezone.now() + dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+    response = client.post(
+        reverse("sharing:advisory_create"),
+        {
+            "organization": community.nisc.pk,
+            "title": "VPN機器の脆弱性",
+            "body": "至急パッチを適用してください。",
+            "severity": "high",
+            "tlp": "AMBER",
+            "sectors": [community.finance.pk],
+            "ack_required": "on",
+            "ack_due": due,
+        },
+    )
+    advisory = Advisory.objects.get()
+    assert response.status_code == 302 and response["Location"].endswith(f"/advisories/{advisory.pk}/")
+
+    operator = signed_in(community.bank_a_reporter)
+    assert advisory in operator.get(reverse("sharing:inbox")).context["page"]
+    page = operator.get(reverse("sharing:advisory_detail", kwargs={"pk": advisory.pk}))
+    assert "ack_form" in page.context
+    response = operator.post(
+        reverse("sharing:advisory_acknowledge", kwargs={"pk": advisory.pk}),
+        {"ack-organization": community.bank_a.pk},
+    )
+    assert response.status_code == 302
+    assert Acknowledgement.objects.get().user == community.bank_a_reporter
+    assert (
+        "ack_form" not in operator.get(reverse("sharing:advisory_detail", kwargs={"pk": advisory.pk})).context
+    )
+
+    table = client.get(reverse("sharing:advisory_acknowledgements", kwargs={"pk": advisory.pk}))
+    rows = {row["organization"]: row["acknowledgement"] for row in table.context["rows"]}
+    assert rows[community.bank_a].user == community.bank_a_reporter
+    assert rows[community.bank_b] is None
+    assert community.hospital not in rows
+    assert 'hx-trigger="every 5s"' in table.content.decode()
+
+    # Outside the audience: the same 404 as a missing advisory, and no acknowledgement table.
+    assert (
+        signed_in(community.hospital_reporter)
+        .get(reverse("sharing:advisory_detail", kwargs={"pk": advisory.pk}))
+        .status_code
+        == 404
+    )
+    assert (
+        operator.get(reverse("sharing:advisory_acknowledgements", kwargs={"pk": advisory.pk})).status_code
+        == 404
+    )
+
+
+def test_advisory_form_errors_and_who_may_issue(community):
+    assert signed_in(community.bank_a_reporter).get(reverse("sharing:advisory_create")).status_code == 403
+    client = signed_in(community.fsa_coordinator)
+    response = client.post(
+        reverse("sharing:advisory_create"),
+        {"organization": community.fsa.pk, "title": "t", "body": "b", "severity": "low", "tlp": "GREEN"},
+    )
+    assert response.status_code == 200
+    assert response.context["form"].non_field_errors() == ["Choose who receives the advisory."]
+    # The ministry may address only the sectors it oversees; the service says so on the form.
+    response = client.post(
+        reverse("sharing:advisory_create"),
+        {
+            "organization": community.fsa.pk,
+            "title": "t",
+            "body": "b",
+            "severity": "low",
+            "tlp": "GREEN",
+            "sectors": [community.medical.pk],
+        },
+    )
+    assert response.status_code == 200 and response.context["form"].errors
+    assert not Advisory.objects.exists()
+
+
+def test_ceptoar_member_acknowledges_from_the_inbox(community):
+    advisory = advisory_for(
+        community.ceptoar_officer, community.bank_ceptoar, organizations=[community.bank_b]
+    )
+    client = signed_in(community.bank_b_reporter)
+    assert list(client.get(reverse("sharing:inbox")).context["page"]) == [advisory]
+    assert list(signed_in(community.bank_a_reporter).get(reverse("sharing:inbox")).context["page"]) == []
+    listed = signed_in(community.ceptoar_officer).get(reverse("sharing:advisory_list"))
+    assert list(listed.context["issued"]) == [advisory]
+
+
+# --- Anonymized copies --------------------------------------------------------------------------
+
+
+def test_anonymized_copy_is_created_beside_the_original_and_hides_the_way_back(community):
+    report = report_for(
+        community.bank_a_reporter,
+        community.bank_a,
+        anonymized_copy_consent=True,
+        observables=[("ipv4-addr", "203.0.113.9"), ("domain-name", "c2.example.net")],
+    )
+    centre = signed_in(community.nisc_coordinator)
+    form_page = centre.get(reverse("sharing:anonymized_create", kwargs={"pk": report.pk}))
+    assert form_page.status_code == 200
+    assert report.narrative in form_page.content.decode()  # the original, beside the copy
+    response = centre.post(
+        reverse("sharing:anonymized_create", kwargs={"pk": report.pk}),
+        {
+            "title": "金融機関への不正アクセス",
+            "narrative": "ある事業者で不正アクセスの痕跡を確認。",
+            "keep_sector": "on",
+            "observables": ["ipv4-addr 203.0.113.9"],
+            "tlp": "GREEN",
+            "all_ci": "on",
+        },
+    )
+    copy = AnonymizedReport.objects.get()
+    assert response.status_code == 302
+    assert list(copy.observables.values_list("value", flat=True)) == ["203.0.113.9"]
+
+    hospital = signed_in(community.hospital_reporter).get(
+        reverse("sharing:anonymized_detail", kwargs={"pk": copy.pk})
+    )
+    html = hospital.content.decode()
+    assert hospital.status_code == 200 and not hospital.context["source_visible"]
+    assert str(report.pk) not in html and "さくら銀行" not in html
+    assert centre.get(reverse("sharing:anonymized_detail", kwargs={"pk": copy.pk})).context["source_visible"]
+    listed = signed_in(community.hospital_reporter).get(reverse("sharing:anonymized_list"))
+    assert list(listed.context["page"]) == [copy]
+
+
+def test_anonymized_copy_refusals(community):
+    without_consent = report_for(community.bank_a_reporter, community.bank_a)
+    url = reverse("sharing:anonymized_create", kwargs={"pk": without_consent.pk})
+    assert signed_in(community.nisc_coordinator).get(url).status_code == 404
+    consenting = report_for(community.bank_a_reporter, community.bank_a, anonymized_copy_consent=True)
+    url = reverse("sharing:anonymized_create", kwargs={"pk": consenting.pk})
+    assert signed_in(community.fsa_coordinator).get(url).status_code == 404
+    # Leaving the reporter's name in the text is refused with the service's message.
+    response = signed_in(community.nisc_coordinator).post(
+        url, {"title": "事案", "narrative": "さくら銀行で発生", "tlp": "GREEN", "all_ci": "on"}
+    )
+    assert response.status_code == 200
+    assert "identifies the source" in " ".join(response.context["form"].errors["narrative"])
+    assert not AnonymizedReport.objects.exists()
+
+
+def test_anonymized_copy_of_an_unseen_report_is_hidden_from_a_ministry_elsewhere(community):
+    report = report_for(community.bank_a_reporter, community.bank_a, anonymized_copy_consent=True)
+    copy = anonymized_copy_for(community.nisc_coordinator, report)
+    response = signed_in(community.mhlw_coordinator).get(
+        reverse("sharing:anonymized_detail", kwargs={"pk": copy.pk})
+    )
+    assert response.status_code == 200 and not response.context["source_visible"]
+
+
+def test_navigation_links_to_sharing_pages_and_the_dashboard_for_government(community):
+    extra = member(community.bank_a, Role.OFFICER)
+    html = signed_in(extra, language="ja").get(reverse("sharing:report_list")).content.decode()
+    for name in ("sharing:report_list", "sharing:advisory_list", "sharing:inbox"):
+        assert f'href="{reverse(name)}"' in html
+    assert f'href="{reverse("dashboard:index")}"' not in html
+    html = signed_in(community.fsa_coordinator).get(reverse("sharing:report_list")).content.decode()
+    assert f'href="{reverse("dashboard:index")}"' in html
+
+
+def test_report_list_query_count_does_not_grow_with_reports(community):
+    client = signed_in(community.fsa_coordinator)
+    report_for(community.bank_a_reporter, community.bank_a)
+    client.get(reverse("sharing:report_list"))  # warm the session
+    with CaptureQueriesContext(connection) as one:
+        client.get(reverse("sharing:report_list"))
+    for _ in range(5):
+        report_for(community.bank_b_reporter, community.bank_b)
+    with CaptureQueriesContext(connection) as six:
+        response = client.get(reverse("sharing:report_list"))
+    assert response.context["page"].paginator.count == 6
+    assert len(six) == len(one)
+
+
+def test_overdue_stages_are_highlighted_for_the_reporter_and_the_chain(community):
+    long_ago = timezone.now() - dt.timedelta(days=60)
+    report = report_for(
+        community.bank_a_reporter, community.bank_a, detected_at=long_ago, occurred_at=long_ago
+    )
+    for user in (community.bank_a_reporter, community.fsa_coordinator):
+        response = signed_in(user).get(detail(report))
+        assert any(deadline.overdue for deadline in response.context["deadlines"])
+        assert 'class="row--overdue"' in response.content.decode()
+
+
+def test_advisory_from_a_report_links_back_only_for_those_who_see_the_report(community):
+    report = report_for(community.bank_a_reporter, community.bank_a, title="元の報告")
+    client = signed_in(community.nisc_coordinator)
+    assert "can_issue_advisory" in client.get(detail(report)).context
+    url = reverse("sharing:advisory_create") + f"?report={report.pk}&report=not-a-uuid"
+    assert list(client.get(url).context["source_reports"]) == [report]
+    response = client.post(
+        url,
+        {
+            "title": "注意",
+            "body": "本文",
+            "severity": "medium",
+            "tlp": "GREEN",
+            "sectors": [community.finance.pk],
+            "source_reports": [str(report.pk)],
+        },
+    )
+    advisory = Advisory.objects.get()
+    assert response.status_code == 302 and list(advisory.source_reports.all()) == [report]
+    advisory_url = reverse("sharing:advisory_detail", kwargs={"pk": advisory.pk})
+    assert list(signed_in(community.bank_a_reporter).get(advisory_url).context["source_reports"]) == [report]
+    other_bank = signed_in(community.bank_b_reporter).get(advisory_url)
+    assert other_bank.status_code == 200 and list(other_bank.context["source_reports"]) == []
+    assert "元の報告" not in other_bank.content.decode()
+
+
+def test_relabel_by_the_source_and_by_the_centre_only_with_consent(community):
+    report = report_for(community.bank_a_reporter, community.bank_a)
+    url = reverse("sharing:report_relabel", kwargs={"pk": report.pk})
+    response = signed_in(community.nisc_coordinator).post(url, {"relabel-tlp": "GREEN"})
+    assert response.status_code == 400
+    assert response.context["relabel_form"].errors["source_consent"] == [
+        "The national centre needs the reporting organization's consent to relabel."
+    ]
+    assert signed_in(community.fsa_coordinator).post(url, {"relabel-tlp": "GREEN"}).status_code == 404
+    assert signed_in(community.bank_a_reporter).post(url, {"relabel-tlp": "GREEN"}).status_code == 302
+    report.refresh_from_db()
+    assert report.tlp == Tlp.GREEN
+
+
+def test_unlink_removes_the_link_for_the_triaging_body(community):
+    first = report_for(community.bank_a_reporter, community.bank_a)
+    second = report_for(community.bank_b_reporter, community.bank_b)
+    first.linked.add(second)
+    url = reverse("sharing:report_unlink", kwargs={"pk": first.pk, "other_pk": second.pk})
+    assert signed_in(community.bank_a_reporter).post(url).status_code == 404
+    assert signed_in(community.fsa_coordinator).post(url).status_code == 302
+    assert not first.linked.exists()
+
+
+def test_sharing_with_a_ceptoar_is_offered_only_to_members_of_one(community):
+    assert (
+        "share_with_ceptoar"
+        in signed_in(community.bank_a_reporter).get(reverse("sharing:report_create")).context["form"].fields
+    )
+    hospital = signed_in(community.hospital_reporter)
+    assert "share_with_ceptoar" not in hospital.get(reverse("sharing:report_create")).context["form"].fields
+    response = hospital.post(
+        reverse("sharing:report_create"),
+        report_post(community, sector=community.medical.pk, share_with_ceptoar="on"),
+    )
+    report = Report.objects.get()
+    assert response.status_code == 302 and not report.share_with_ceptoar

@@ -5,6 +5,8 @@ from django.conf import settings
 from django.utils import translation
 
 from renkei.core.referencedata import all_reference_data_load
+from renkei.core.tests.smtp import smtp_server
+from renkei.core.tests.worker import run_worker_until_idle
 from renkei.directory.choices import OrganizationType, Role
 from renkei.directory.models import Organization, Sector
 from renkei.directory.tests.factories import ContactRouteFactory, OrganizationFactory, member
@@ -70,3 +72,24 @@ def _default_language():
     translation.activate(settings.LANGUAGE_CODE)
     yield
     translation.activate(settings.LANGUAGE_CODE)
+
+
+@pytest.fixture
+def inbox(transactional_db, settings):
+    """A real SMTP server on 127.0.0.1 that Renkei sends to; its deliveries, parsed."""
+    with smtp_server() as (deliveries, port):
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST = "127.0.0.1"
+        settings.EMAIL_PORT = port
+        settings.EMAIL_HOST_USER = ""
+        settings.EMAIL_HOST_PASSWORD = ""
+        settings.EMAIL_USE_TLS = False
+        settings.DEFAULT_FROM_EMAIL = "renkei@renkei.example.jp"
+        settings.RENKEI_BASE_URL = "https://renkei.example.jp"
+        yield deliveries
+
+
+@pytest.fixture
+def run_worker():
+    """`renkei worker --batch`, as a function to call when the test wants the queue worked off."""
+    return run_worker_until_idle

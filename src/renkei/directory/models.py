@@ -14,7 +14,7 @@ from renkei.directory.choices import COMMUNITY_TYPES, ContactKind, Language, Org
 MINIMUM_CONTACT_ROUTES = 2
 
 
-def _localized(name_ja: str, name_en: str) -> str:
+def localized(name_ja: str, name_en: str) -> str:
     """The English name when English is active and one exists; Japanese otherwise."""
     if name_en and (get_language() or "ja").startswith("en"):
         return name_en
@@ -57,7 +57,7 @@ class Sector(models.Model):
 
     @property
     def name(self) -> str:
-        return _localized(self.name_ja, self.name_en)
+        return localized(self.name_ja, self.name_en)
 
     @classmethod
     def access_rule(cls, principal: Principal, action: str) -> Q:
@@ -109,7 +109,7 @@ class Organization(models.Model):
 
     @property
     def name(self) -> str:
-        return _localized(self.name_ja, self.name_en)
+        return localized(self.name_ja, self.name_en)
 
     @classmethod
     def access_rule(cls, principal: Principal, action: str) -> Q:

@@ -10,12 +10,12 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from renkei.core.access import NOTHING, Principal, RestrictedQuerySet
 from renkei.core.choices import Action
 from renkei.directory.choices import COMMUNITY_TYPES, OrganizationType, Role
+from renkei.directory.models import localized
 from renkei.sharing.choices import (
     CommentKind,
     GrantReason,
@@ -34,12 +34,6 @@ TRIAGE_TYPES = (OrganizationType.NATIONAL_CENTER, OrganizationType.SECTOR_MINIST
 TRIAGE_ROLES = (Role.COORDINATOR, Role.ANALYST, Role.OFFICER)
 FORWARD_ROLES = (Role.OFFICER, Role.COORDINATOR)
 REPORTING_ROLES = (Role.REPORTER, Role.OFFICER, Role.ORG_ADMIN)
-
-
-def _localized(name_ja: str, name_en: str) -> str:
-    if name_en and (get_language() or "ja").startswith("en"):
-        return name_en
-    return name_ja
 
 
 class CauseCategory(models.Model):
@@ -65,7 +59,7 @@ class CauseCategory(models.Model):
         verbose_name_plural = _("cause categories")
 
     def __str__(self) -> str:
-        return _localized(self.name_ja, self.name_en)
+        return localized(self.name_ja, self.name_en)
 
     @property
     def top_level_code(self) -> str:
@@ -93,7 +87,7 @@ class DeadlineProfile(models.Model):
         verbose_name_plural = _("deadline profiles")
 
     def __str__(self) -> str:
-        return _localized(self.name_ja, self.name_en)
+        return localized(self.name_ja, self.name_en)
 
 
 class DeadlineStage(models.Model):
@@ -133,7 +127,7 @@ class DeadlineStage(models.Model):
         ]
 
     def __str__(self) -> str:
-        return _localized(self.name_ja, self.name_en)
+        return localized(self.name_ja, self.name_en)
 
 
 class Report(models.Model):

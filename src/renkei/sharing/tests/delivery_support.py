@@ -1,48 +1,16 @@
-"""What the delivery tests share: a real SMTP server, a webhook receiver that checks signatures, and
-running the task worker until the queue is empty. Import the fixtures into a test module by name."""
+"""What the delivery tests share besides the root conftest's `inbox` (SMTP) and `run_worker`: a webhook
+receiver that checks signatures, and helpers over the task queue. Import the fixtures by name."""
 
 import hashlib
 import hmac
-import io
 import json
-import signal
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from django.core.management import call_command
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
-
-from renkei.core.tests.smtp import smtp_server
-
-
-@pytest.fixture
-def mail_inbox(transactional_db, settings):
-    """A real SMTP server on 127.0.0.1 that Renkei sends to; its deliveries, parsed."""
-    with smtp_server() as (inbox, port):
-        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-        settings.EMAIL_HOST = "127.0.0.1"
-        settings.EMAIL_PORT = port
-        settings.EMAIL_HOST_USER = ""
-        settings.EMAIL_HOST_PASSWORD = ""
-        settings.EMAIL_USE_TLS = False
-        settings.DEFAULT_FROM_EMAIL = "renkei@renkei.example.jp"
-        settings.RENKEI_BASE_URL = "https://renkei.example.jp"
-        yield inbox
-
-
-def run_worker() -> None:
-    """`renkei worker --batch`: run every task that is ready, then return (pytest's signal handlers
-    are put back, as the worker installs its own)."""
-    signals = [signal.SIGINT, signal.SIGTERM, signal.SIGQUIT]
-    saved = {number: signal.getsignal(number) for number in signals}
-    try:
-        call_command("worker", batch=True, startup_delay=False, stdout=io.StringIO())
-    finally:
-        for number, handler in saved.items():
-            signal.signal(number, handler)
 
 
 def make_deferred_tasks_ready() -> int:

@@ -13,10 +13,8 @@ from renkei.sharing.choices import ReportStatus, VersionStage
 from renkei.sharing.deadlines import overdue_reports, reports_with_pending_stages, stage_deadlines
 from renkei.sharing.delivery import PeriodicReminders, remind_deadlines
 from renkei.sharing.models import DeadlineProfile, Report
-from renkei.sharing.tests import delivery_support
 from renkei.sharing.tests.factories import report_for, report_input
 
-mail_inbox = delivery_support.mail_inbox
 HOUR = dt.timedelta(hours=1)
 
 
@@ -159,7 +157,7 @@ def test_the_database_and_python_agree_on_which_reports_are_pending(community):
         assert set(overdue_reports(Report.objects.all(), now=now).values_list("pk", flat=True)) == overdue
 
 
-def test_reporters_are_reminded_once_before_a_deadline_and_once_when_overdue(community, mail_inbox):
+def test_reporters_are_reminded_once_before_a_deadline_and_once_when_overdue(community, inbox):
     report = report_for(community.bank_a_reporter, community.bank_a, **detected(1))
     update_due = by_code(report, timezone.now())["update"].due_at
 
@@ -169,8 +167,8 @@ def test_reporters_are_reminded_once_before_a_deadline_and_once_when_overdue(com
     assert remind_deadlines(now=update_due + HOUR) == 1
     assert remind_deadlines(now=update_due + 2 * HOUR) == 0
 
-    soon, overdue = (d.message for d in mail_inbox.wait_for(2))
-    assert [d.recipients for d in mail_inbox.deliveries] == [[community.bank_a_reporter.email]] * 2
+    soon, overdue = (d.message for d in inbox.wait_for(2))
+    assert [d.recipients for d in inbox.deliveries] == [[community.bank_a_reporter.email]] * 2
     assert report.title in str(soon["Subject"])
     assert str(report.pk) in soon.get_body().get_content()
     assert str(soon["Subject"]) != str(overdue["Subject"])
@@ -178,17 +176,17 @@ def test_reporters_are_reminded_once_before_a_deadline_and_once_when_overdue(com
     assert sorted(r.after["state"] for r in reminders) == ["due_soon", "overdue"]
 
 
-def test_remind_command_runs_both_reminders(community, mail_inbox):
+def test_remind_command_runs_both_reminders(community, inbox):
     report_for(community.bank_a_reporter, community.bank_a, **detected(1))
     out = io.StringIO()
     call_command("sharing", "remind", "--json", stdout=out)
     assert out.getvalue().replace(" ", "").replace("\n", "") == (
         '{"deadline_reminders":0,"acknowledgement_reminders":0}'
     )
-    assert mail_inbox.deliveries == []
+    assert inbox.deliveries == []
 
 
-def test_renkei_up_sends_reminders_from_a_background_loop(community, mail_inbox):
+def test_renkei_up_sends_reminders_from_a_background_loop(community, inbox):
     circia = DeadlineProfile.objects.get(code="circia")
     report_for(
         community.bank_a_reporter, community.bank_a, deadline_profile=circia, ransom_paid=True, **detected(20)
@@ -196,7 +194,7 @@ def test_renkei_up_sends_reminders_from_a_background_loop(community, mail_inbox)
     loop = PeriodicReminders(interval=0.1)
     loop.start()
     try:
-        [delivery] = mail_inbox.wait_for(1, timeout=10)
+        [delivery] = inbox.wait_for(1, timeout=10)
     finally:
         loop.stop()
     assert not loop.thread.is_alive()

@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from renkei.audit.models import AuditRecord
+from renkei.core.tests.worker import run_worker_until_idle as run_worker
 from renkei.directory.choices import OrganizationType, Role
 from renkei.directory.models import User
 from renkei.directory.tests.factories import OrganizationFactory, member
@@ -22,11 +23,8 @@ from renkei.sharing.delivery import (
     remind_acknowledgements,
 )
 from renkei.sharing.models import Advisory, InboxItem, Report
-from renkei.sharing.tests import delivery_support
-from renkei.sharing.tests.delivery_support import failed_tasks, mail_by_recipient, run_worker
+from renkei.sharing.tests.delivery_support import failed_tasks, mail_by_recipient
 from renkei.sharing.tests.factories import advisory_for, report_for
-
-mail_inbox = delivery_support.mail_inbox
 
 NARRATIVE = "インターネットバンキングのサーバーに不正アクセスの痕跡を確認した。"
 
@@ -59,7 +57,7 @@ def body_of(message) -> str:
 # --- Reports ---------------------------------------------------------------------------------------
 
 
-def test_a_submitted_report_is_mailed_to_its_audience_and_nobody_else(community, mail_inbox):
+def test_a_submitted_report_is_mailed_to_its_audience_and_nobody_else(community, inbox):
     report = report_for(community.bank_a_reporter, community.bank_a)
     run_worker()
     assert failed_tasks() == []
@@ -70,7 +68,7 @@ def test_a_submitted_report_is_mailed_to_its_audience_and_nobody_else(community,
         community.fsa_coordinator.email,
         community.nisc_coordinator.email,
     }
-    messages = mail_by_recipient(mail_inbox.wait_for(len(expected)))
+    messages = mail_by_recipient(inbox.wait_for(len(expected)))
     assert set(messages) == expected
     for outsider in (
         community.bank_b_reporter,
@@ -89,7 +87,7 @@ def test_a_submitted_report_is_mailed_to_its_audience_and_nobody_else(community,
     assert f"https://renkei.example.jp/sharing/reports/{report.pk}/" in body
 
 
-def test_a_red_report_is_mailed_only_to_named_people_without_its_narrative(community, mail_inbox):
+def test_a_red_report_is_mailed_only_to_named_people_without_its_narrative(community, inbox):
     officer = member(community.bank_a, Role.OFFICER, "bank_a_officer")
     report = report_for(community.bank_a_reporter, community.bank_a, tlp=Tlp.RED)
     run_worker()
@@ -97,7 +95,7 @@ def test_a_red_report_is_mailed_only_to_named_people_without_its_narrative(commu
     named = {community.fsa_coordinator.email, community.nisc_coordinator.email}
     expected = people_who_may_see_report(report) - {community.bank_a_reporter.email}
     assert expected == named | {officer.email}
-    messages = mail_by_recipient(mail_inbox.wait_for(len(expected)))
+    messages = mail_by_recipient(inbox.wait_for(len(expected)))
     assert set(messages) == expected
     assert community.bank_a_admin.email not in messages, "an organization grant on RED grants nothing"
     for message in messages.values():
@@ -106,20 +104,20 @@ def test_a_red_report_is_mailed_only_to_named_people_without_its_narrative(commu
         assert str(report.pk) in body_of(message)
 
 
-def test_amber_strict_mail_carries_no_narrative(community, mail_inbox):
+def test_amber_strict_mail_carries_no_narrative(community, inbox):
     report_for(community.bank_a_reporter, community.bank_a, tlp=Tlp.AMBER_STRICT)
     run_worker()
-    for delivery in mail_inbox.wait_for(3):
+    for delivery in inbox.wait_for(3):
         assert NARRATIVE not in body_of(delivery.message)
 
 
-def test_report_mail_is_in_each_recipients_language(community, mail_inbox):
+def test_report_mail_is_in_each_recipients_language(community, inbox):
     community.fsa_coordinator.language = "en"
     community.fsa_coordinator.save()
     report_for(community.bank_a_reporter, community.bank_a)
     run_worker()
 
-    messages = mail_by_recipient(mail_inbox.wait_for(3))
+    messages = mail_by_recipient(inbox.wait_for(3))
     english = messages[community.fsa_coordinator.email]
     assert "New incident report" in subject_of(english)
     assert f"Sector: {community.finance.name_en}" in body_of(english)
@@ -129,10 +127,10 @@ def test_report_mail_is_in_each_recipients_language(community, mail_inbox):
     assert community.finance.name_en not in japanese
 
 
-def test_questions_reach_the_reporting_organization_and_answers_the_asker(community, mail_inbox):
+def test_questions_reach_the_reporting_organization_and_answers_the_asker(community, inbox):
     report = report_for(community.bank_a_reporter, community.bank_a)
     run_worker()
-    already = len(mail_inbox.wait_for(3))
+    already = len(inbox.wait_for(3))
 
     question = services.report_comment(
         author=community.fsa_coordinator,
@@ -141,7 +139,7 @@ def test_questions_reach_the_reporting_organization_and_answers_the_asker(commun
         kind=CommentKind.QUESTION,
     )
     run_worker()
-    asked = mail_by_recipient(mail_inbox.wait_for(already + 2)[already:])
+    asked = mail_by_recipient(inbox.wait_for(already + 2)[already:])
     assert set(asked) == {community.bank_a_reporter.email, community.bank_a_admin.email}
     assert "影響を受けた口座数を教えてください。" in body_of(asked[community.bank_a_reporter.email])
 
@@ -153,27 +151,27 @@ def test_questions_reach_the_reporting_organization_and_answers_the_asker(commun
         parent=question,
     )
     run_worker()
-    answered = mail_by_recipient(mail_inbox.wait_for(already + 3)[already + 2 :])
+    answered = mail_by_recipient(inbox.wait_for(already + 3)[already + 2 :])
     assert set(answered) == {community.fsa_coordinator.email}
     assert "約120口座です。" in body_of(answered[community.fsa_coordinator.email])
     assert failed_tasks() == []
 
 
-def test_a_forward_tells_only_the_people_it_added(community, mail_inbox):
+def test_a_forward_tells_only_the_people_it_added(community, inbox):
     report = report_for(community.bank_a_reporter, community.bank_a)
     run_worker()
-    already = len(mail_inbox.wait_for(3))
+    already = len(inbox.wait_for(3))
 
     services.report_forward(actor=community.nisc_coordinator, report=report, organizations=[community.bank_b])
     run_worker()
-    first = mail_by_recipient(mail_inbox.wait_for(already + 1)[already:])
+    first = mail_by_recipient(inbox.wait_for(already + 1)[already:])
     assert set(first) == {community.bank_b_reporter.email}
 
     services.report_forward(
         actor=community.nisc_coordinator, report=report, organizations=[community.hospital]
     )
     run_worker()
-    second = mail_by_recipient(mail_inbox.wait_for(already + 2)[already + 1 :])
+    second = mail_by_recipient(inbox.wait_for(already + 2)[already + 1 :])
     assert set(second) == {community.hospital_reporter.email}
     assert failed_tasks() == []
 
@@ -181,7 +179,7 @@ def test_a_forward_tells_only_the_people_it_added(community, mail_inbox):
 # --- Advisories ------------------------------------------------------------------------------------
 
 
-def test_an_advisory_to_a_sector_reaches_every_inbox_and_mailbox_in_it_and_no_other(community, mail_inbox):
+def test_an_advisory_to_a_sector_reaches_every_inbox_and_mailbox_in_it_and_no_other(community, inbox):
     advisory = advisory_for(community.nisc_coordinator, community.nisc, sectors=[community.finance])
     run_worker()
     assert failed_tasks() == []
@@ -199,7 +197,7 @@ def test_an_advisory_to_a_sector_reaches_every_inbox_and_mailbox_in_it_and_no_ot
     assert community.mhlw_coordinator.pk not in inbox_users
 
     emails = set(User.objects.filter(pk__in=inbox_users).exclude(email="").values_list("email", flat=True))
-    messages = mail_by_recipient(mail_inbox.wait_for(len(emails)))
+    messages = mail_by_recipient(inbox.wait_for(len(emails)))
     assert set(messages) == emails
     message = messages[community.bank_b_reporter.email]
     assert subject_of(message).startswith("[TLP:AMBER] ")
@@ -207,7 +205,7 @@ def test_an_advisory_to_a_sector_reaches_every_inbox_and_mailbox_in_it_and_no_ot
     assert f"https://renkei.example.jp/sharing/advisories/{advisory.pk}/" in body_of(message)
 
 
-def test_a_red_advisory_reaches_only_the_named_people(community, mail_inbox):
+def test_a_red_advisory_reaches_only_the_named_people(community, inbox):
     advisory = advisory_for(
         community.nisc_coordinator, community.nisc, tlp=Tlp.RED, people=[community.bank_a_admin]
     )
@@ -215,7 +213,7 @@ def test_a_red_advisory_reaches_only_the_named_people(community, mail_inbox):
     assert set(InboxItem.objects.filter(advisory=advisory).values_list("user_id", flat=True)) == {
         community.bank_a_admin.pk
     }
-    [delivery] = mail_inbox.wait_for(1)
+    [delivery] = inbox.wait_for(1)
     assert delivery.recipients == [community.bank_a_admin.email]
     assert advisory.body not in body_of(delivery.message), "no RED content in mail"
 
@@ -280,7 +278,7 @@ def test_fan_out_does_not_query_per_person(community):
 # --- Acknowledgement reminders ---------------------------------------------------------------------
 
 
-def test_reminders_go_to_organizations_that_have_not_acknowledged(community, mail_inbox):
+def test_reminders_go_to_organizations_that_have_not_acknowledged(community, inbox):
     bank_b_officer = member(community.bank_b, Role.OFFICER, "bank_b_officer")
     due = timezone.now() + dt.timedelta(hours=4)
     advisory = advisory_for(
@@ -291,7 +289,7 @@ def test_reminders_go_to_organizations_that_have_not_acknowledged(community, mai
         ack_due=due,
     )
     run_worker()
-    fanned_out = len(mail_inbox.deliveries)
+    fanned_out = len(inbox.deliveries)
     services.advisory_acknowledge(
         user=community.bank_a_admin, advisory=advisory, organization=community.bank_a
     )
@@ -301,7 +299,7 @@ def test_reminders_go_to_organizations_that_have_not_acknowledged(community, mai
     assert remind_acknowledgements(now=due - dt.timedelta(minutes=30)) == 1
     run_worker()
 
-    reminded = mail_by_recipient(mail_inbox.wait_for(fanned_out + 2)[fanned_out:])
+    reminded = mail_by_recipient(inbox.wait_for(fanned_out + 2)[fanned_out:])
     # bank B's officer and the CEPTOAR's officer; bank A acknowledged, reporters are not reminded.
     assert set(reminded) == {bank_b_officer.email, community.ceptoar_officer.email}
     assert "[TLP:AMBER]" in subject_of(reminded[bank_b_officer.email])

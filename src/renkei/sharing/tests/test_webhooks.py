@@ -13,14 +13,14 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from renkei.audit.models import AuditRecord
+from renkei.core.tests.worker import run_worker_until_idle as run_worker
 from renkei.sharing.choices import Tlp
 from renkei.sharing.models import WebhookAttempt, WebhookEndpoint
 from renkei.sharing.tests import delivery_support
-from renkei.sharing.tests.delivery_support import failed_tasks, make_deferred_tasks_ready, run_worker
+from renkei.sharing.tests.delivery_support import failed_tasks, make_deferred_tasks_ready
 from renkei.sharing.tests.factories import advisory_for
 from renkei.sharing.webhooks import BACKOFF, MAX_ATTEMPTS, payload, signature, webhook_register
 
-mail_inbox = delivery_support.mail_inbox
 webhook_receiver = delivery_support.webhook_receiver
 
 PAYLOAD_KEYS = {"type", "id", "title", "severity", "tlp", "issued_at", "issuer", "url"}
@@ -126,7 +126,7 @@ def test_the_payload_carries_only_the_summary_and_the_signature_covers_the_raw_b
 
 
 def test_an_advisory_is_pushed_to_the_audience_organizations_webhooks_only(
-    community, mail_inbox, webhook_receiver
+    community, inbox, webhook_receiver
 ):
     register(webhook_receiver, community.bank_a)
     with delivery_support.WebhookReceiver() as outsider:
@@ -148,7 +148,7 @@ def test_an_advisory_is_pushed_to_the_audience_organizations_webhooks_only(
     assert (attempt.attempt, attempt.status_code, attempt.error) == (1, 204, "")
 
 
-def test_red_advisories_are_never_pushed_to_organizations(community, mail_inbox, webhook_receiver):
+def test_red_advisories_are_never_pushed_to_organizations(community, inbox, webhook_receiver):
     register(webhook_receiver, community.bank_a)
     advisory_for(community.nisc_coordinator, community.nisc, tlp=Tlp.RED, people=[community.bank_a_admin])
     run_worker()
@@ -157,7 +157,7 @@ def test_red_advisories_are_never_pushed_to_organizations(community, mail_inbox,
 
 
 def test_failed_deliveries_are_retried_with_backoff_under_one_delivery_id(
-    community, mail_inbox, webhook_receiver
+    community, inbox, webhook_receiver
 ):
     webhook_receiver.fail_first = 2
     register(webhook_receiver, community.bank_a)
@@ -185,7 +185,7 @@ def test_failed_deliveries_are_retried_with_backoff_under_one_delivery_id(
     assert pending_retries() == []
 
 
-def test_delivery_gives_up_after_the_last_attempt(community, mail_inbox, webhook_receiver):
+def test_delivery_gives_up_after_the_last_attempt(community, inbox, webhook_receiver):
     webhook_receiver.fail_first = 100
     register(webhook_receiver, community.bank_a)
     advisory_for(community.nisc_coordinator, community.nisc, sectors=[community.finance])
@@ -197,7 +197,7 @@ def test_delivery_gives_up_after_the_last_attempt(community, mail_inbox, webhook
     assert WebhookAttempt.objects.count() == MAX_ATTEMPTS
 
 
-def test_an_unreachable_receiver_is_logged_and_retried(community, mail_inbox):
+def test_an_unreachable_receiver_is_logged_and_retried(community, inbox):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]

@@ -75,7 +75,7 @@ class IdempotencyKey(models.Model):
         ordering = ["-created_at"]
         verbose_name = _("idempotency key")
         verbose_name_plural = _("idempotency keys")
-        constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_unique")]
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="core_idempotency_key_unique")]
 
     def __str__(self) -> str:
         return self.key

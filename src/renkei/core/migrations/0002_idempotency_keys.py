@@ -30,7 +30,7 @@ class Migration(migrations.Migration):
                 'verbose_name': 'idempotency key',
                 'verbose_name_plural': 'idempotency keys',
                 'ordering': ['-created_at'],
-                'constraints': [models.UniqueConstraint(fields=('user', 'key'), name='idempotency_key_unique')],
+                'constraints': [models.UniqueConstraint(fields=('user', 'key'), name='core_idempotency_key_unique')],
             },
         ),
     ]

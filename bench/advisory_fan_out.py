@@ -10,36 +10,15 @@ Goal (issue 3): ratio <= 3. The community is generated inside PostgreSQL on the 
 
 import os
 import statistics
-import sys
-import tempfile
 import time
 import uuid
+
+from benchdb import setup_django
 
 ORGANIZATIONS = int(os.environ.get("BENCH_ORGANIZATIONS", "10000"))
 PEOPLE_PER_ORGANIZATION = int(os.environ.get("BENCH_PEOPLE_PER_ORGANIZATION", "3"))
 WEBHOOK_EVERY = int(os.environ.get("BENCH_WEBHOOK_EVERY", "10"))  # one organization in ten has one
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
-
-
-def setup_django() -> None:
-    os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/renkei_bench_fanout")
-    os.environ.setdefault("RENKEI_DATA_DIR", tempfile.mkdtemp(prefix="renkei-bench-"))
-    os.environ["DJANGO_SETTINGS_MODULE"] = "renkei.settings"
-    if not os.environ["DATABASE_URL"].startswith("postgres"):
-        sys.exit("This benchmark is about PostgreSQL: set DATABASE_URL=postgres://…")
-    import psycopg
-
-    url = os.environ["DATABASE_URL"]
-    name = url.rsplit("/", 1)[1]
-    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as connection:
-        if not connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            connection.execute(f'CREATE DATABASE "{name}"')
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def fill() -> None:
@@ -114,7 +93,7 @@ def issuer():
 
 
 def main() -> None:
-    setup_django()
+    setup_django("postgres://postgres@127.0.0.1:5432/renkei_bench_fanout")
     fill()
     from django.db import transaction
     from django_tasks_db.models import DBTaskResult

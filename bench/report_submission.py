@@ -21,6 +21,8 @@ import threading
 import time
 from pathlib import Path
 
+from benchdb import create_database
+
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "32"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "20"))
 WORKERS = int(os.environ.get("BENCH_WORKERS", str(2 * (os.cpu_count() or 1))))
@@ -35,13 +37,7 @@ def free_port() -> int:
 
 def prepare(env: dict) -> list[str]:
     """A fresh database with one operator and a token per client; returns the tokens."""
-    import psycopg
-
-    url = env["DATABASE_URL"]
-    name = url.rsplit("/", 1)[1]
-    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        connection.execute(f'CREATE DATABASE "{name}"')
+    create_database(env["DATABASE_URL"], fresh=True)
     script = f"""
 from renkei.core.referencedata import all_reference_data_load
 from renkei.core.services import token_create

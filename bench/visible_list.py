@@ -11,35 +11,14 @@ filtering done by the database (the script prints each plan's top node to show i
 
 import os
 import statistics
-import sys
-import tempfile
 import time
+
+from benchdb import setup_django
 
 REPORTS = int(os.environ.get("BENCH_REPORTS", "1000000"))
 ORGANIZATIONS = int(os.environ.get("BENCH_ORGANIZATIONS", "5000"))
 RUNS = int(os.environ.get("BENCH_RUNS", "200"))
 PAGE = 50
-
-
-def setup_django() -> None:
-    os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/renkei_bench")
-    os.environ.setdefault("RENKEI_DATA_DIR", tempfile.mkdtemp(prefix="renkei-bench-"))
-    os.environ["DJANGO_SETTINGS_MODULE"] = "renkei.settings"
-    if not os.environ["DATABASE_URL"].startswith("postgres"):
-        sys.exit("This benchmark is about PostgreSQL: set DATABASE_URL=postgres://…")
-    import psycopg
-
-    url = os.environ["DATABASE_URL"]
-    name = url.rsplit("/", 1)[1]
-    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as connection:
-        if not connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            connection.execute(f'CREATE DATABASE "{name}"')
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def fill() -> None:
@@ -170,7 +149,7 @@ def plan_top(query) -> str:
 
 
 def main() -> None:
-    setup_django()
+    setup_django("postgres://postgres@127.0.0.1:5432/renkei_bench")
     fill()
     from renkei.directory.models import Organization, User
     from renkei.sharing.models import Report

@@ -352,7 +352,8 @@ class ReportContentForm(TlpChoicesMixin, RenkeiForm):
             "observables",
             "attachments",
         ]
-        return {name: data[name] for name in names}
+        # A form may drop a field (an update cannot change the kind); what it has, it returns.
+        return {name: data[name] for name in names if name in self.fields}
 
 
 class ReportForm(OrganizationChoiceMixin, ReportContentForm):
@@ -469,27 +470,6 @@ class ReportUpdateForm(ReportContentForm):
             status=self.cleaned_data["status"],
             ransom_paid=self.report.ransom_paid,
         )
-
-    def content(self) -> dict:
-        data = self.cleaned_data
-        names = [
-            "title",
-            "occurred_at",
-            "detected_at",
-            "cause",
-            "impact_confidentiality",
-            "impact_integrity",
-            "impact_availability",
-            "service_state",
-            "users_affected",
-            "duration_minutes",
-            "area",
-            "affected_services",
-            "narrative",
-            "observables",
-            "attachments",
-        ]
-        return {name: data[name] for name in names}
 
 
 class CommentForm(RenkeiForm):

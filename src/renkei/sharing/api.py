@@ -15,9 +15,8 @@ from uuid import UUID
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, ValidationError
-from django.core.files.storage import default_storage
 from django.db.models import Exists, OuterRef, Prefetch, Q
-from django.http import FileResponse, Http404, HttpRequest
+from django.http import HttpRequest
 from django.http.multipartparser import MultiPartParserError
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
@@ -27,7 +26,6 @@ from django.utils.translation import gettext as _
 from ninja import Query, Router, Status
 from ninja.decorators import decorate_view
 
-from renkei.audit.services import audit_read
 from renkei.core.access import get_restricted_or_404
 from renkei.core.api import paginate
 from renkei.core.choices import Action
@@ -45,6 +43,7 @@ from renkei.sharing import services
 from renkei.sharing.choices import GrantReason
 from renkei.sharing.deadlines import stage_deadlines
 from renkei.sharing.delivery import acknowledgement_reminders, advisory_recipient_memberships
+from renkei.sharing.downloads import attachment_download
 from renkei.sharing.models import (
     FORWARD_ROLES,
     REPORTING_ROLES,
@@ -690,22 +689,7 @@ def report_attachment_download(request: HttpRequest, report_id: UUID, attachment
     those who may see the report. Each download is recorded in the audit trail."""
     user = request.auth
     report = get_restricted_or_404(Report.objects.all(), user, Action.VIEW, pk=report_id)
-    attachment = (
-        Attachment.objects.filter(pk=attachment_id, version__report=report).select_related("blob").first()
-    )
-    if attachment is None:
-        raise Http404
-    audit_read(actor=user, obj=attachment)
-    response = FileResponse(
-        default_storage.open(services.blob_path(attachment.blob_id), "rb"),
-        as_attachment=True,
-        filename=attachment.filename,
-        content_type="application/octet-stream",
-    )
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return attachment_download(user=user, report=report, attachment_id=attachment_id)
 
 
 # --- Advisories -----------------------------------------------------------------------------------

@@ -10,22 +10,20 @@ import uuid
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
 from django.db.models import Exists, OuterRef, Prefetch
-from django.http import FileResponse, Http404
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from renkei.audit.services import audit_read
 from renkei.core.access import get_restricted_or_404
 from renkei.core.choices import Action
 from renkei.directory.choices import OrganizationType, Role
 from renkei.directory.models import Organization
-from renkei.sharing import services
+from renkei.sharing import downloads, services
 from renkei.sharing.choices import CommentKind, GrantReason, Tlp, VersionStage
 from renkei.sharing.deadlines import stage_deadlines
 from renkei.sharing.delivery import acknowledgement_reminders, advisory_recipient_memberships
@@ -498,22 +496,7 @@ def report_relabel(request, pk):
 def attachment_download(request, pk, attachment_pk):
     """An attachment, only ever as a download: a browser must not render what an attacker uploaded."""
     report = _visible_report(request, pk)
-    attachment = (
-        Attachment.objects.filter(pk=attachment_pk, version__report=report).select_related("blob").first()
-    )
-    if attachment is None:
-        raise Http404
-    audit_read(actor=request.user, obj=attachment)
-    response = FileResponse(
-        default_storage.open(services.blob_path(attachment.blob.sha256), "rb"),
-        as_attachment=True,
-        filename=attachment.filename,
-        content_type="application/octet-stream",
-    )
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return downloads.attachment_download(user=request.user, report=report, attachment_id=attachment_pk)
 
 
 # --- Advisories -----------------------------------------------------------------------------------

@@ -13,6 +13,16 @@ class AuditRecordQuerySet(models.QuerySet):
     def update(self, **kwargs):
         raise AppendOnlyError("audit records are append-only")
 
+    def chain_unsealed(self, record: "AuditRecord") -> None:
+        """Write a record's place in the chain, once: only `audit_seal` calls this, and a record that
+        is already sealed is left as it is."""
+        models.QuerySet.update(
+            self.filter(pk=record.pk, seq__isnull=True),
+            seq=record.seq,
+            prev_hash=record.prev_hash,
+            hash=record.hash,
+        )
+
     def delete(self):
         raise AppendOnlyError("audit records are append-only")
 
@@ -29,7 +39,11 @@ class AuditAction(models.TextChoices):
 
 class AuditRecord(models.Model):
     """One audited event. Each record carries the hash of the one before it, so that any edit,
-    insertion or removal in the database breaks the chain that `renkei audit verify` walks."""
+    insertion or removal in the database breaks the chain that `renkei audit verify` walks.
+
+    A record is written in its change's transaction without a place in the chain, and sealed (given
+    `seq`, `prev_hash` and `hash`) right after that transaction commits. Chaining at write time would
+    serialize every writer on the chain's head for the whole of its transaction."""
 
     at = models.DateTimeField(_("at"), db_index=True)
     actor = models.ForeignKey(
@@ -48,8 +62,10 @@ class AuditRecord(models.Model):
     object_repr = models.CharField(_("object"), max_length=200, blank=True)
     before = models.JSONField(_("before"), null=True, blank=True)
     after = models.JSONField(_("after"), null=True, blank=True)
-    prev_hash = models.CharField(_("previous hash"), max_length=64)
-    hash = models.CharField(_("hash"), max_length=64, unique=True)
+    seq = models.PositiveBigIntegerField(_("place in the chain"), null=True, blank=True, unique=True)
+    prev_hash = models.CharField(_("previous hash"), max_length=64, blank=True, default="")
+    # NULL, not "", until sealed: unsealed records must not collide on the unique index.
+    hash = models.CharField(_("hash"), max_length=64, unique=True, null=True, blank=True)
 
     objects = AuditRecordQuerySet.as_manager()
 
@@ -72,8 +88,8 @@ class AuditRecord(models.Model):
 
 
 class AuditChainHead(models.Model):
-    """The chain's newest hash and length. Its row is locked while a record is appended, which
-    serializes writers, and it lets `verify` notice records cut from the end of the chain."""
+    """The chain's newest hash and length. Its row is locked while records are sealed, which
+    serializes the sealers, and it lets `verify` notice records cut from the end of the chain."""
 
     last_hash = models.CharField(_("last hash"), max_length=64)
     length = models.PositiveBigIntegerField(_("length"), default=0)

@@ -4,6 +4,7 @@ import datetime as dt
 import decimal
 import hashlib
 import json
+import logging
 import uuid
 from dataclasses import dataclass
 
@@ -13,6 +14,8 @@ from django.utils import timezone
 from renkei.audit.models import AuditAction, AuditChainHead, AuditRecord
 
 GENESIS_HASH = "0" * 64
+
+logger = logging.getLogger(__name__)
 
 
 def snapshot(instance: models.Model, *, exclude: tuple[str, ...] = ("password",)) -> dict:
@@ -96,7 +99,6 @@ def _hash_of(record: AuditRecord) -> str:
     )
 
 
-@transaction.atomic
 def audit_write(
     *,
     actor,
@@ -108,19 +110,13 @@ def audit_write(
     before: dict | None = None,
     after: dict | None = None,
 ) -> AuditRecord:
-    """Append one record to the chain, in the caller's transaction."""
+    """Append one record in the caller's transaction; it is sealed into the chain once that commits."""
     if obj is not None:
         object_type = object_type or obj._meta.label_lower
         object_id = object_id or str(obj.pk)
         object_repr = object_repr or str(obj)[:200]
     actor = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
-    head, _created = AuditChainHead.objects.select_for_update().get_or_create(
-        pk=1, defaults={"last_hash": GENESIS_HASH, "length": 0}
-    )
-    # Round-trip through JSON now so the hash is computed over exactly what the database returns.
-    before = json.loads(json.dumps(_json_value(before))) if before is not None else None
-    after = json.loads(json.dumps(_json_value(after))) if after is not None else None
-    record = AuditRecord(
+    record = AuditRecord.objects.create(
         at=timezone.now(),
         actor=actor,
         actor_label=actor.get_username() if actor else "",
@@ -128,14 +124,47 @@ def audit_write(
         object_type=object_type,
         object_id=str(object_id),
         object_repr=object_repr[:200],
-        before=before,
-        after=after,
-        prev_hash=head.last_hash,
+        before=_json_value(before) if before is not None else None,
+        after=_json_value(after) if after is not None else None,
     )
-    record.hash = _hash_of(record)
-    record.save()
-    AuditChainHead.objects.filter(pk=head.pk).update(last_hash=record.hash, length=head.length + 1)
+    _seal_after_commit()
     return record
+
+
+def _seal_after_commit() -> None:
+    connection = transaction.get_connection()
+    if not any(callback is audit_seal for _savepoints, callback, _robust in connection.run_on_commit):
+        # Robust: the change has committed whatever happens here; the next seal picks the record up.
+        transaction.on_commit(audit_seal, robust=True)
+
+
+def audit_seal(*, batch_size: int = 500) -> int:
+    """Chain the records that are not chained yet, oldest first; returns how many were sealed.
+
+    Runs after every audited transaction commits, holding the head's lock only for the sealing
+    itself. A record whose transaction is still open is left for the seal that follows its commit.
+    """
+    sealed = 0
+    while True:
+        with transaction.atomic():
+            head = AuditChainHead.objects.select_for_update().filter(pk=1).first()
+            if head is None:
+                if AuditRecord.objects.filter(seq__isnull=False).exists():
+                    logger.error("The audit chain's head is missing: nothing sealed.")
+                    return sealed
+                head = AuditChainHead.objects.create(pk=1, last_hash=GENESIS_HASH, length=0)
+            pending = list(AuditRecord.objects.filter(seq__isnull=True).order_by("id")[:batch_size])
+            prev_hash, length = head.last_hash, head.length
+            for record in pending:
+                length += 1
+                record.seq, record.prev_hash = length, prev_hash
+                record.hash = prev_hash = _hash_of(record)
+                AuditRecord.objects.chain_unsealed(record)
+            if pending:
+                AuditChainHead.objects.filter(pk=head.pk).update(last_hash=prev_hash, length=length)
+        sealed += len(pending)
+        if len(pending) < batch_size:
+            return sealed
 
 
 def audit_read(*, actor, obj: models.Model) -> AuditRecord:
@@ -152,19 +181,21 @@ class ChainCheck:
 
 
 def audit_verify(*, batch_size: int = 2000) -> ChainCheck:
-    """Walk the chain up to its head; report the first record whose link or content does not match.
+    """Seal what has committed, then walk the chain up to its head; report the first record whose
+    link or content does not match.
 
-    The head is read first, so records appended while the walk runs are left for the next check
+    The head is read first, so records sealed while the walk runs are left for the next check
     instead of looking like a mismatch; a chain shorter than its head has lost records.
     """
+    audit_seal()
     head = AuditChainHead.objects.filter(pk=1).first()
     length = head.length if head is not None else 0
     prev_hash = GENESIS_HASH
     checked = 0
-    last_id = 0
+    last_seq = 0
     while checked < length:
         batch = list(
-            AuditRecord.objects.filter(id__gt=last_id).order_by("id")[: min(batch_size, length - checked)]
+            AuditRecord.objects.filter(seq__gt=last_seq).order_by("seq")[: min(batch_size, length - checked)]
         )
         if not batch:
             break
@@ -175,9 +206,9 @@ def audit_verify(*, batch_size: int = 2000) -> ChainCheck:
                 return ChainCheck(False, checked, record.pk, "content")
             prev_hash = record.hash
             checked += 1
-        last_id = batch[-1].pk
+        last_seq = batch[-1].seq
     if checked < length or (head is not None and head.last_hash != prev_hash):
         return ChainCheck(False, checked, None, "truncated")
-    if head is None and AuditRecord.objects.exists():
-        return ChainCheck(False, 0, AuditRecord.objects.order_by("id").first().pk, "link")
+    if head is None and AuditRecord.objects.filter(seq__isnull=False).exists():
+        return ChainCheck(False, 0, AuditRecord.objects.order_by("seq").first().pk, "link")
     return ChainCheck(True, checked)

@@ -20,9 +20,11 @@ Two concurrent requests with the same key both miss in `replay_known_key`. The u
 created, is rolled back, and it answers with the first one's result.
 
 Only successful JSON answers (2xx) are kept. A failed request changed nothing, so the client may
-send it again, corrected, under the same key.
+send it again, corrected, under the same key. Answers are kept for KEY_LIFETIME; after that the key
+is free again, and `idempotency_keys_purge` (run by the periodic upkeep) removes them.
 """
 
+import datetime as dt
 import functools
 import hashlib
 import json
@@ -30,12 +32,15 @@ from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from renkei.core.models import IdempotencyKey
 from renkei.core.problems import STATUS_DETAILS, ProblemType, invalid_param, problem_response
 
 HEADER = "Idempotency-Key"
+# Long enough for any client's retries, short enough that the store stays small.
+KEY_LIFETIME = dt.timedelta(hours=24)
 # Set on answers that come from the store rather than from running the request again.
 REPLAYED_HEADER = "Idempotent-Replayed"
 KEY_REUSED = "urn:renkei:problem:idempotency-key-reused"
@@ -136,6 +141,9 @@ def replay_known_key(view_func):
             return _invalid_key_response()
         signature = request_signature(request)
         stored = IdempotencyKey.objects.filter(user=request.auth, key=key).first()
+        if stored is not None and stored.created_at < timezone.now() - KEY_LIFETIME:
+            stored.delete()  # expired: the key is free for this new request
+            stored = None
         if stored is not None:
             return _answer_from_store(stored, signature)
         request.idempotency_pending = PendingKey(key=key, signature=signature)
@@ -184,3 +192,10 @@ def run_in_transaction(run):
         return response
 
     return wrapper
+
+
+def idempotency_keys_purge(*, now: dt.datetime | None = None) -> int:
+    """Forget answers older than KEY_LIFETIME; returns how many."""
+    cutoff = (now or timezone.now()) - KEY_LIFETIME
+    deleted, _by_model = IdempotencyKey.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

@@ -82,3 +82,9 @@ class ObservableType(models.TextChoices):
 class StageAnchor(models.TextChoices):
     DETECTION = "detection", _("after detection")
     PREVIOUS = "previous", _("after the previous stage")
+
+
+class NotificationKind(models.TextChoices):
+    AUDIENCE_TOLD = "audience_told", _("Audience told")
+    DEADLINE_REMINDER = "deadline_reminder", _("Deadline reminder")
+    ACKNOWLEDGEMENT_REMINDER = "acknowledgement_reminder", _("Acknowledgement reminder")

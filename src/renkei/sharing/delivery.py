@@ -15,8 +15,8 @@ CLEAR, GREEN and AMBER. AMBER+STRICT and RED mail carries the title, sector, lab
 mail leaves Renkei's hands (relays, mailbox archives, forwarding rules), so the most restricted
 content is only read after signing in.
 
-Reminder sends are recorded in the audit trail (action "update" on the report or advisory, with
-`{"reminder": …}` in `after`), which also keeps them from being sent twice.
+Reminders sent, and up to which audience entry people were told about a report, are kept in
+NotificationLog, which also keeps them from being sent twice.
 """
 
 import datetime as dt
@@ -27,23 +27,23 @@ from itertools import islice
 
 from django.conf import settings
 from django.core import mail
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Max, Q, QuerySet
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
 
-from renkei.audit.models import AuditAction, AuditRecord
-from renkei.audit.services import audit_write
 from renkei.core.access import NOTHING
+from renkei.core.idempotency import idempotency_keys_purge
 from renkei.directory.choices import Role
 from renkei.directory.models import Membership, Organization, User
-from renkei.sharing.choices import CommentKind, GrantReason, ReportStatus, Tlp
+from renkei.sharing.choices import CommentKind, GrantReason, NotificationKind, ReportStatus, Tlp
 from renkei.sharing.models import (
     COMMUNITY_TYPES,
     REPORTING_ROLES,
     Advisory,
     InboxItem,
+    NotificationLog,
     Report,
     ReportComment,
     ReportGrant,
@@ -205,35 +205,28 @@ def _report_event_recipients(report: Report, event: str) -> tuple[list[User], Re
 
 
 def _record_audience_told(report: Report, event: str, grants: QuerySet | None = None) -> int | None:
-    """Note in the audit trail up to which audience entry people have been told about the report,
-    so that a forward only tells the people it added. Returns that entry's id."""
+    """Note up to which audience entry people have been told about the report, so that a forward
+    only tells the people it added. Returns that entry's id."""
     grants = ReportGrant.objects.filter(report=report) if grants is None else grants
     through = grants.aggregate(newest=Max("pk"))["newest"]
     if through is not None:
-        audit_write(
-            actor=None,
-            action=AuditAction.UPDATE,
-            obj=report,
-            after={"notification": event, "through_grant": through},
+        NotificationLog.objects.create(
+            kind=NotificationKind.AUDIENCE_TOLD, report=report, event=event, through_grant=through
         )
     return through
 
 
 def _newly_forwarded_people(report: Report) -> list[User]:
     """People reached by audience entries added since people were last told about the report."""
-    told = (
-        AuditRecord.objects.filter(
-            object_type=Report._meta.label_lower,
-            object_id=str(report.pk),
-            after__notification__in=["submitted", "forwarded"],
-        )
-        .order_by("-id")
-        .values_list("after", flat=True)
+    told_through = (
+        report.notifications.filter(kind=NotificationKind.AUDIENCE_TOLD)
+        .order_by("-pk")
+        .values_list("through_grant", flat=True)
         .first()
     )
     grants = ReportGrant.objects.filter(report=report, reason__in=[GrantReason.FORWARDED, GrantReason.NAMED])
-    if told:
-        grants = grants.filter(pk__gt=told["through_grant"])
+    if told_through is not None:
+        grants = grants.filter(pk__gt=told_through)
     if _record_audience_told(report, "forwarded", grants) is None:
         return []
     orgs = grants.filter(organization__isnull=False).values("organization_id")
@@ -246,7 +239,7 @@ def _newly_forwarded_people(report: Report) -> list[User]:
 def notify_report(*, report_id: str, event: str) -> int:
     """E-mail everyone concerned by `event` who may see the report; returns the number queued.
 
-    Atomic: the audit note of who was told and the queued e-mail tasks commit together."""
+    Atomic: the note of who was told and the queued e-mail tasks commit together."""
     from renkei.sharing.tasks import email_report_batch
 
     if event not in REPORT_EVENTS:
@@ -390,23 +383,15 @@ def send_advisory_emails(*, advisory_id: str, user_ids: Sequence[int], reminder:
 # --- Reminders -------------------------------------------------------------------------------------
 
 
-def _reminders_sent(model, object_ids: Iterable, reminder: str) -> dict[str, list[dict]]:
-    """Reminder audit records per object id: [{"at": …, **after}, …] oldest first."""
-    records = AuditRecord.objects.filter(
-        object_type=model._meta.label_lower,
-        object_id__in=[str(pk) for pk in object_ids],
-        after__reminder=reminder,
-    ).order_by("id")
-    sent: dict[str, list[dict]] = {}
-    for object_id, at, after in records.values_list("object_id", "at", "after"):
-        sent.setdefault(object_id, []).append({"at": at, **after})
-    return sent
-
-
 def acknowledgement_reminders(advisory: Advisory) -> list[dict]:
     """Acknowledgement reminders sent for `advisory` ({at, organizations, recipients}), oldest first,
     for the issuer's acknowledgement table."""
-    return _reminders_sent(Advisory, [advisory.pk], "acknowledgement").get(str(advisory.pk), [])
+    return [
+        {"at": at, "organizations": organizations, "recipients": recipients}
+        for at, organizations, recipients in advisory.notifications.filter(
+            kind=NotificationKind.ACKNOWLEDGEMENT_REMINDER
+        ).values_list("sent_at", "organizations", "recipients")
+    ]
 
 
 def pending_acknowledgement_organizations(advisory: Advisory) -> QuerySet:
@@ -444,12 +429,17 @@ def remind_acknowledgements(*, now=None) -> int:
         Q(ack_due__isnull=True, created_at__gte=now - ACK_REMINDER_GIVE_UP)
         | Q(ack_due__gte=now - ACK_REMINDER_GIVE_UP)
     )
-    advisories = list(candidates)
-    sent = _reminders_sent(Advisory, [a.pk for a in advisories], "acknowledgement")
+    advisories = list(
+        candidates.annotate(
+            last_reminded=Max(
+                "notifications__sent_at",
+                filter=Q(notifications__kind=NotificationKind.ACKNOWLEDGEMENT_REMINDER),
+            )
+        )
+    )
     reminded = 0
     for advisory in advisories:
-        history = sent.get(str(advisory.pk), [])
-        if not _acknowledgement_reminder_due(advisory, history[-1]["at"] if history else None, now):
+        if not _acknowledgement_reminder_due(advisory, advisory.last_reminded, now):
             continue
         pending = pending_acknowledgement_organizations(advisory).values("pk")
         memberships = advisory_recipient_memberships(advisory).filter(organization_id__in=pending)
@@ -461,19 +451,16 @@ def remind_acknowledgements(*, now=None) -> int:
         people = _one_row_per_person(rows)
         with transaction.atomic():
             InboxItem.objects.filter(advisory=advisory, user_id__in=list(people)).update(read_at=None)
-            audit_write(
-                actor=None,
-                action=AuditAction.UPDATE,
-                obj=advisory,
-                after={
-                    "reminder": "acknowledgement",
-                    "organizations": sorted({org for _u, org, _e in rows}),
-                    "recipients": len(people),
-                },
+            NotificationLog.objects.create(
+                kind=NotificationKind.ACKNOWLEDGEMENT_REMINDER,
+                advisory=advisory,
+                organizations=sorted({org for _u, org, _e in rows}),
+                recipients=len(people),
+                sent_at=now,
             )
             with_email = [user_id for user_id, _org, email in people.values() if email]
             for chunk in _batched(with_email, EMAIL_BATCH_SIZE):
-                # The database task queue commits these with the audit record, or neither.
+                # The database task queue commits these with the log entry, or neither.
                 email_advisory_batch.enqueue(advisory_id=str(advisory.pk), user_ids=chunk, reminder=True)
         reminded += 1
     return reminded
@@ -490,27 +477,37 @@ def remind_deadlines(*, now=None) -> int:
             Report.objects.exclude(status=ReportStatus.CLOSED), now=now, fraction=REMINDER_AFTER_FRACTION
         ).select_related("reporter", "sector", "organization", "deadline_profile")
     )
-    already = _reminders_sent(Report, [r.pk for r in reports], "deadline")
+    already = set(
+        NotificationLog.objects.filter(
+            kind=NotificationKind.DEADLINE_REMINDER, report__in=[r.pk for r in reports]
+        ).values_list("report_id", "stage", "state")
+    )
     sent = 0
     with mail.get_connection() as connection:
         for report in reports:
             reporter = report.reporter
             if not reporter.email or not report_may_see(report, [reporter]):
                 continue
-            done = {(r["stage"], r["state"]) for r in already.get(str(report.pk), [])}
             for deadline in stage_deadlines(report, now=now):
                 state = _deadline_state(deadline)
-                if state is None or (deadline.stage.code, state) in done:
+                if state is None or (report.pk, deadline.stage.code, state) in already:
                     continue
                 # Recorded and sent together: a failed send leaves no record, so the next run retries.
-                with transaction.atomic():
-                    audit_write(
-                        actor=None,
-                        action=AuditAction.UPDATE,
-                        obj=report,
-                        after={"reminder": "deadline", "stage": deadline.stage.code, "state": state},
-                    )
-                    sent += connection.send_messages([_deadline_message(report, deadline, state, reporter)])
+                try:
+                    with transaction.atomic():
+                        NotificationLog.objects.create(
+                            kind=NotificationKind.DEADLINE_REMINDER,
+                            report=report,
+                            stage=deadline.stage.code,
+                            state=state,
+                            recipients=1,
+                            sent_at=now,
+                        )
+                        sent += connection.send_messages(
+                            [_deadline_message(report, deadline, state, reporter)]
+                        )
+                except IntegrityError:
+                    continue  # a reminder run beside this one has just sent it
     return sent
 
 
@@ -539,16 +536,18 @@ def _deadline_message(report: Report, deadline, state: str, reporter: User) -> m
     return mail.EmailMessage(" ".join(subject.split()), body, settings.DEFAULT_FROM_EMAIL, [reporter.email])
 
 
-def run_reminders(*, now=None) -> dict[str, int]:
-    """Both reminder runs, as `renkei sharing remind` and `renkei up` do them."""
+def run_upkeep(*, now=None) -> dict[str, int]:
+    """Both reminder runs and the purge of expired idempotency keys, as `renkei sharing remind` and
+    `renkei up` do them."""
     return {
         "deadline_reminders": remind_deadlines(now=now),
         "acknowledgement_reminders": remind_acknowledgements(now=now),
+        "idempotency_keys_purged": idempotency_keys_purge(now=now),
     }
 
 
-class PeriodicReminders:
-    """Runs `run_reminders` every few minutes in a daemon thread of `renkei up` (deployments with a
+class PeriodicUpkeep:
+    """Runs `run_upkeep` every few minutes in a daemon thread of `renkei up` (deployments with a
     separate worker run `renkei sharing remind` from cron instead)."""
 
     def __init__(self, *, interval: float = REMINDER_LOOP_SECONDS):
@@ -568,9 +567,9 @@ class PeriodicReminders:
 
         while not self.stopping.wait(self.interval):
             try:
-                run_reminders()
+                run_upkeep()
             except Exception:
                 # A failed run (e.g. the database restarting) is retried at the next tick.
-                logger.exception("Sending reminders failed; trying again in %s seconds.", self.interval)
+                logger.exception("The periodic upkeep failed; trying again in %s seconds.", self.interval)
             finally:
                 connections.close_all()

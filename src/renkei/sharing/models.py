@@ -10,6 +10,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from renkei.core.access import NOTHING, Principal, RestrictedQuerySet
@@ -19,6 +20,7 @@ from renkei.directory.models import localized
 from renkei.sharing.choices import (
     CommentKind,
     GrantReason,
+    NotificationKind,
     ObservableType,
     ReportKind,
     ReportStatus,
@@ -803,3 +805,63 @@ class WebhookAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.endpoint} #{self.attempt}: {self.status_code or self.error}"
+
+
+class NotificationLog(models.Model):
+    """A notification Renkei sent by itself, kept so that it is never sent twice: up to which audience
+    entry people were told about a report (a forward then only tells those it added), and each
+    deadline or acknowledgement reminder. What a reminder said is in the message templates; who
+    received it follows from the audience at that time."""
+
+    kind = models.CharField(_("kind"), max_length=32, choices=NotificationKind.choices)
+    report = models.ForeignKey(
+        Report,
+        verbose_name=_("report"),
+        related_name="notifications",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+    )
+    advisory = models.ForeignKey(
+        Advisory,
+        verbose_name=_("advisory"),
+        related_name="notifications",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+    )
+    # Audience told: the report event, and the newest audience entry it reached.
+    event = models.CharField(_("event"), max_length=16, blank=True)
+    through_grant = models.PositiveBigIntegerField(_("told up to audience entry"), null=True, blank=True)
+    # Deadline reminder: which stage, and whether it was due soon or overdue.
+    stage = models.CharField(_("stage"), max_length=32, blank=True)
+    state = models.CharField(_("state"), max_length=16, blank=True)
+    # Acknowledgement reminder: the organizations reminded.
+    organizations = models.JSONField(_("organizations"), default=list, blank=True)
+    recipients = models.PositiveIntegerField(_("recipients"), default=0)
+    sent_at = models.DateTimeField(_("sent at"), default=timezone.now)
+
+    class Meta:
+        ordering = ["sent_at", "pk"]
+        verbose_name = _("notification sent")
+        verbose_name_plural = _("notifications sent")
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(report__isnull=False) & Q(advisory__isnull=True))
+                | (Q(report__isnull=True) & Q(advisory__isnull=False)),
+                name="notification_log_report_xor_advisory",
+            ),
+            # Two reminder runs at once (cron and `renkei up`) cannot both remind of one stage.
+            models.UniqueConstraint(
+                fields=["report", "stage", "state"],
+                condition=Q(kind=NotificationKind.DEADLINE_REMINDER),
+                name="notification_log_one_deadline_reminder",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["report", "kind"], name="notification_log_report_idx"),
+            models.Index(fields=["advisory", "kind"], name="notification_log_advisory_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.report_id or self.advisory_id} {self.sent_at:%Y-%m-%d %H:%M}"

@@ -312,13 +312,24 @@ def _add_version(
     return version
 
 
-def _grant(report: Report, reason: str, *, by: User, organization=None, user=None) -> None:
-    ReportGrant.objects.get_or_create(
-        report=report,
-        organization=organization,
-        user=user,
-        defaults={"reason": reason, "granted_by": by},
-    )
+def _grant_new_report(report: Report, audience: list[tuple[str, Organization | User]], *, by: User) -> None:
+    """A new report's audience in one insert; the first reason given for an organization or a
+    person is the one kept."""
+    grants: dict[tuple[type, int], ReportGrant] = {}
+    for reason, holder in audience:
+        is_organization = isinstance(holder, Organization)
+        grants.setdefault(
+            (type(holder), holder.pk),
+            ReportGrant(
+                report=report,
+                organization=holder if is_organization else None,
+                user=None if is_organization else holder,
+                reason=reason,
+                report_is_red=report.tlp == Tlp.RED,
+                granted_by=by,
+            ),
+        )
+    ReportGrant.objects.bulk_create(grants.values())
 
 
 @transaction.atomic
@@ -390,15 +401,15 @@ def report_submit(*, reporter: User, organization: Organization, data: ReportInp
         observables=observables,
     )
     CauseClassification.objects.create(report=report, cause=data.cause, classified_by=reporter)
-    _grant(report, GrantReason.SOURCE, by=reporter, organization=organization)
-    # The reporter always sees their own report, whatever its label or their later roles.
-    _grant(report, GrantReason.SOURCE, by=reporter, user=reporter)
-    for recipient in chain:
-        _grant(report, GrantReason.MANDATED, by=reporter, organization=recipient)
-    if data.share_with_ceptoar:
-        _grant(report, GrantReason.CEPTOAR, by=reporter, organization=ceptoar)
-    for person in recipients:
-        _grant(report, GrantReason.NAMED, by=reporter, user=person)
+    audience = [
+        (GrantReason.SOURCE, organization),
+        # The reporter always sees their own report, whatever its label or their later roles.
+        (GrantReason.SOURCE, reporter),
+        *((GrantReason.MANDATED, recipient) for recipient in chain),
+        *([(GrantReason.CEPTOAR, ceptoar)] if data.share_with_ceptoar else []),
+        *((GrantReason.NAMED, person) for person in recipients),
+    ]
+    _grant_new_report(report, audience, by=reporter)
     audit_write(actor=reporter, action=AuditAction.CREATE, obj=report, after=snapshot(report))
     _notify_report(report, "submitted")
     return report

@@ -2,6 +2,7 @@
 
 import io
 import json
+import threading
 
 import pytest
 from django.core.management import call_command
@@ -10,7 +11,7 @@ from django.db import connection, transaction
 from django.utils import translation
 
 from renkei.audit.models import AppendOnlyError, AuditChainHead, AuditRecord
-from renkei.audit.services import audit_verify, audit_write
+from renkei.audit.services import GENESIS_HASH, ChainCheck, audit_seal, audit_verify, audit_write
 from renkei.cli import main as renkei_main
 from renkei.core.services import token_create, token_revoke
 from renkei.directory.models import Membership, Organization
@@ -146,6 +147,7 @@ def test_reference_data_load_is_audited(db):
 def test_a_failing_service_leaves_no_audit_record(community, monkeypatch):
     """membership_remove writes its record before deleting: the failed delete must take it back."""
     membership = community.bank_b_reporter.memberships.get()
+    audit_seal()
     head_before = AuditChainHead.objects.get()
     count_before = AuditRecord.objects.count()
 
@@ -177,6 +179,7 @@ def test_the_record_shares_the_callers_transaction(community):
 
 def test_records_name_the_actor_and_keep_before_and_after(community):
     organization_update(actor=community.bank_a_admin, organization=community.bank_a, size="sme")
+    audit_seal()
     record = AuditRecord.objects.order_by("pk").last()
     assert record.actor == community.bank_a_admin
     assert record.actor_label == "bank_a_admin"
@@ -203,6 +206,8 @@ def test_verify_on_an_empty_trail(db):
 
 
 def _tampered_record(community) -> AuditRecord:
+    """A record well inside the chain; sealed first, as every committed record soon is."""
+    audit_seal()
     return AuditRecord.objects.filter(object_type="directory.organization").order_by("pk")[3]
 
 
@@ -250,6 +255,7 @@ def test_a_rehashed_row_breaks_the_link_to_the_next(community):
 
 
 def test_deleting_the_last_record_is_detected(community):
+    audit_seal()
     last = AuditRecord.objects.order_by("pk").last()
     with connection.cursor() as cursor:
         cursor.execute("DELETE FROM audit_auditrecord WHERE id = %s", [last.pk])
@@ -291,9 +297,86 @@ def test_records_cannot_be_changed_or_removed_through_the_orm(community):
     assert audit_verify().ok
 
 
-def test_an_audit_write_appends_to_the_chain(community):
+def test_a_record_is_written_unsealed_and_sealed_onto_the_head(community):
+    audit_seal()
     head = AuditChainHead.objects.get()
     record = audit_write(actor=community.bank_a_reporter, action="read", obj=community.bank_b)
-    assert record.prev_hash == head.last_hash
+    record.refresh_from_db()
+    assert (record.seq, record.prev_hash, record.hash) == (None, "", None)
+
+    assert audit_seal() == 1
+    record.refresh_from_db()
+    assert (record.seq, record.prev_hash) == (head.length + 1, head.last_hash)
     head.refresh_from_db()
     assert (head.last_hash, head.length) == (record.hash, AuditRecord.objects.count())
+    assert audit_seal() == 0
+
+
+def test_a_sealed_record_is_never_resealed(community):
+    audit_seal()
+    record = AuditRecord.objects.order_by("pk").last()
+    forged = AuditRecord(pk=record.pk, seq=10**9, prev_hash=GENESIS_HASH, hash="f" * 64)
+    AuditRecord.objects.chain_unsealed(forged)
+    record_after = AuditRecord.objects.get(pk=record.pk)
+    assert (record_after.seq, record_after.hash) == (record.seq, record.hash)
+
+
+def test_records_are_sealed_when_their_transaction_commits(transactional_db):
+    with transaction.atomic():
+        first = audit_write(actor=None, action="create", object_type="test.thing", object_id="1")
+        second = audit_write(actor=None, action="update", object_type="test.thing", object_id="1")
+        assert AuditRecord.objects.filter(seq__isnull=True).count() == 2
+    assert not AuditRecord.objects.filter(seq__isnull=True).exists()
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.seq, second.seq, second.prev_hash) == (1, 2, first.hash)
+    assert audit_verify() == ChainCheck(True, 2)
+
+
+def test_records_join_the_chain_in_commit_order(transactional_db):
+    """Ids are handed out at insert, places in the chain at commit. On PostgreSQL a slow transaction's
+    record (lower id) joins the chain after a quick one's (higher id); SQLite lets one writer at a time,
+    so there the quick one waits. Either way the chain follows commit order and verifies."""
+    records: dict[str, AuditRecord] = {}
+    commits: list[str] = []
+    written = {"slow": threading.Event(), "quick": threading.Event()}
+    release_slow = threading.Event()
+
+    def writer(name: str, hold: threading.Event | None) -> None:
+        try:
+            with transaction.atomic():
+                records[name] = audit_write(actor=None, action="create", object_type=f"test.{name}")
+                written[name].set()
+                if hold is not None:
+                    hold.wait(10)
+            commits.append(name)
+        finally:
+            connection.close()
+
+    slow = threading.Thread(target=writer, args=("slow", release_slow))
+    quick = threading.Thread(target=writer, args=("quick", None))
+    slow.start()
+    assert written["slow"].wait(10)
+    quick.start()
+    quick.join(2)  # done at once on PostgreSQL; on SQLite it waits for the slow one's write lock
+    release_slow.set()
+    slow.join(10)
+    quick.join(10)
+
+    audit_seal()
+    places = [AuditRecord.objects.get(pk=records[name].pk).seq for name in commits]
+    assert places == sorted(places)
+    if connection.vendor == "postgresql":
+        assert commits == ["quick", "slow"]
+        assert records["slow"].pk < records["quick"].pk
+    assert audit_verify() == ChainCheck(True, 2)
+
+
+def test_a_missing_head_is_reported_not_rebuilt(community):
+    audit_seal()
+    first = AuditRecord.objects.order_by("seq").first()
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM audit_auditchainhead")
+    check = audit_verify()
+    assert (check.ok, check.broken_record_id, check.reason) == (False, first.pk, "link")
+    assert not AuditChainHead.objects.exists()

@@ -12,7 +12,7 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from renkei.core.idempotency import KEY_REUSED, REPLAYED_HEADER
+from renkei.core.idempotency import KEY_LIFETIME, KEY_REUSED, REPLAYED_HEADER
 from renkei.core.models import IdempotencyKey
 from renkei.core.problems import PROBLEM_CONTENT_TYPE, ProblemType
 from renkei.core.services import token_create
@@ -593,6 +593,26 @@ def test_keys_belong_to_one_user(client, community, headers):
     assert other.status_code == 201
     assert REPLAYED_HEADER not in other
     assert Report.objects.count() == 2
+
+
+def test_an_expired_key_is_free_for_a_new_request(client, community, headers):
+    auth = headers(community.bank_a_reporter) | {"Idempotency-Key": "monthly"}
+    post_json(client, REPORTS, report_body(), auth)
+    IdempotencyKey.objects.update(created_at=timezone.now() - KEY_LIFETIME - dt.timedelta(minutes=1))
+    again = post_json(client, REPORTS, report_body(title="翌月の報告"), auth)
+    assert again.status_code == 201
+    assert REPLAYED_HEADER not in again
+    assert Report.objects.count() == 2
+    assert IdempotencyKey.objects.get().response_body["id"] == again.json()["id"]
+
+
+def test_the_upkeep_purges_expired_keys_only(client, community, headers):
+    for key in ("old", "fresh"):
+        auth = headers(community.bank_a_reporter) | {"Idempotency-Key": key}
+        post_json(client, REPORTS, report_body(title=key), auth)
+    IdempotencyKey.objects.filter(key="old").update(created_at=timezone.now() - KEY_LIFETIME * 2)
+    assert delivery.run_upkeep()["idempotency_keys_purged"] == 1
+    assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["fresh"]
 
 
 def test_a_failed_request_is_not_remembered(client, community, headers):

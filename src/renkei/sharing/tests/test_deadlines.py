@@ -7,11 +7,10 @@ import io
 from django.core.management import call_command
 from django.utils import timezone
 
-from renkei.audit.models import AuditRecord
 from renkei.sharing import services
-from renkei.sharing.choices import ReportStatus, VersionStage
+from renkei.sharing.choices import NotificationKind, ReportStatus, VersionStage
 from renkei.sharing.deadlines import overdue_reports, reports_with_pending_stages, stage_deadlines
-from renkei.sharing.delivery import PeriodicReminders, remind_deadlines
+from renkei.sharing.delivery import PeriodicUpkeep, remind_deadlines
 from renkei.sharing.models import DeadlineProfile, Report
 from renkei.sharing.tests.factories import report_for, report_input
 
@@ -172,8 +171,8 @@ def test_reporters_are_reminded_once_before_a_deadline_and_once_when_overdue(com
     assert report.title in str(soon["Subject"])
     assert str(report.pk) in soon.get_body().get_content()
     assert str(soon["Subject"]) != str(overdue["Subject"])
-    reminders = AuditRecord.objects.filter(object_id=str(report.pk), after__reminder="deadline")
-    assert sorted(r.after["state"] for r in reminders) == ["due_soon", "overdue"]
+    reminders = report.notifications.filter(kind=NotificationKind.DEADLINE_REMINDER)
+    assert sorted(reminders.values_list("state", flat=True)) == ["due_soon", "overdue"]
 
 
 def test_remind_command_runs_both_reminders(community, inbox):
@@ -181,7 +180,7 @@ def test_remind_command_runs_both_reminders(community, inbox):
     out = io.StringIO()
     call_command("sharing", "remind", "--json", stdout=out)
     assert out.getvalue().replace(" ", "").replace("\n", "") == (
-        '{"deadline_reminders":0,"acknowledgement_reminders":0}'
+        '{"deadline_reminders":0,"acknowledgement_reminders":0,"idempotency_keys_purged":0}'
     )
     assert inbox.deliveries == []
 
@@ -191,7 +190,7 @@ def test_renkei_up_sends_reminders_from_a_background_loop(community, inbox):
     report_for(
         community.bank_a_reporter, community.bank_a, deadline_profile=circia, ransom_paid=True, **detected(20)
     )
-    loop = PeriodicReminders(interval=0.1)
+    loop = PeriodicUpkeep(interval=0.1)
     loop.start()
     try:
         [delivery] = inbox.wait_for(1, timeout=10)

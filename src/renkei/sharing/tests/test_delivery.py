@@ -9,13 +9,12 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from renkei.audit.models import AuditRecord
 from renkei.core.tests.worker import run_worker_until_idle as run_worker
 from renkei.directory.choices import OrganizationType, Role
 from renkei.directory.models import User
 from renkei.directory.tests.factories import OrganizationFactory, member
 from renkei.sharing import services
-from renkei.sharing.choices import CommentKind, Tlp
+from renkei.sharing.choices import CommentKind, NotificationKind, Tlp
 from renkei.sharing.delivery import (
     acknowledgement_reminders,
     advisory_recipient_memberships,
@@ -310,11 +309,9 @@ def test_reminders_go_to_organizations_that_have_not_acknowledged(community, inb
     assert community.bank_b.pk in sent["organizations"]
     assert community.bank_a.pk not in sent["organizations"]
     assert sent["recipients"] == 2
-    assert (
-        AuditRecord.objects.filter(object_id=str(advisory.pk), after__reminder="acknowledgement").count() == 1
-    )
+    assert advisory.notifications.filter(kind=NotificationKind.ACKNOWLEDGEMENT_REMINDER).count() == 1
 
     assert remind_acknowledgements(now=due - dt.timedelta(minutes=20)) == 0, "once a day at most"
-    assert remind_acknowledgements(now=due + dt.timedelta(hours=23)) == 1, "again the next day"
+    assert remind_acknowledgements(now=due + dt.timedelta(hours=24)) == 1, "again the next day"
     assert remind_acknowledgements(now=due + dt.timedelta(days=8)) == 0, "gives up after a week"
     assert failed_tasks() == []

@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 from django_tasks_db.management.commands.db_worker import Worker
 
 from renkei.directory.demo import DEMO_PASSWORD
-from renkei.sharing.delivery import PeriodicReminders
+from renkei.sharing.delivery import PeriodicUpkeep
 
 DEMO_USERNAME = "finance-op1-reporter"
 WORKER_STOP_TIMEOUT = 30
@@ -123,8 +123,8 @@ class Command(BaseCommand):
 
         worker = InProcessWorker()
         worker.start()
-        reminders = PeriodicReminders()  # deadline and acknowledgement reminders, every 15 minutes
-        reminders.start()
+        upkeep = PeriodicUpkeep()  # reminders and expired idempotency keys, every 15 minutes
+        upkeep.start()
         signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
 
         url = _display_url(host, server.effective_port)
@@ -152,7 +152,7 @@ class Command(BaseCommand):
             server.close()
             self.stdout.write(_("Stopping the task worker…"))
             worker.stop()
-            reminders.stop()
+            upkeep.stop()
         except KeyboardInterrupt:
             # A second Ctrl-C while shutting down: leave now, as the user asked.
             self.stderr.write(_("Stopped without waiting for the running task."))

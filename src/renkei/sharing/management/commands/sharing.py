@@ -7,7 +7,7 @@ from django.utils.translation import gettext as _
 
 from renkei.core.management.output import command_error, format_table, local, write_json
 from renkei.directory.models import Organization
-from renkei.sharing.delivery import run_reminders
+from renkei.sharing.delivery import run_upkeep
 from renkei.sharing.models import WebhookEndpoint
 from renkei.sharing.webhooks import SIGNATURE_HEADER, webhook_register
 
@@ -50,13 +50,20 @@ class Command(BaseCommand):
         return getattr(self, f"handle_webhook_{options['webhook_action']}")(**options)
 
     def handle_remind(self, *, as_json, **_options):
-        sent = run_reminders()
+        done = run_upkeep()
         if as_json:
-            write_json(self.stdout, sent)
+            write_json(self.stdout, done)
             return
         self.stdout.write(
-            _("Deadline reminders sent: %(deadline)d. Advisories reminded to acknowledge: %(ack)d.")
-            % {"deadline": sent["deadline_reminders"], "ack": sent["acknowledgement_reminders"]}
+            _(
+                "Deadline reminders sent: %(deadline)d. Advisories reminded to acknowledge: %(ack)d. "
+                "Expired idempotency keys removed: %(keys)d."
+            )
+            % {
+                "deadline": done["deadline_reminders"],
+                "ack": done["acknowledgement_reminders"],
+                "keys": done["idempotency_keys_purged"],
+            }
         )
 
     def handle_webhook_add(self, *, organization, url, as_json, **_options):

@@ -2,8 +2,8 @@
 
 On SQLite this proves WAL, the busy timeout and IMMEDIATE transactions (settings.SQLITE_OPTIONS)
 keep every writer waiting its turn instead of failing with "database is locked"; on PostgreSQL the
-same workload proves the audit chain's head-row lock serializes appends. Either way the hash chain
-must come out whole.
+same workload proves that records sealed after each commit, under the head row's lock, all join the
+chain. Either way the hash chain must come out whole.
 """
 
 import threading
@@ -110,6 +110,7 @@ def test_concurrent_writers_and_the_task_worker_never_see_a_locked_database(tran
     assert len(mail.outbox) == writes
     assert len({message.to[0] for message in mail.outbox}) == writes
 
+    assert not AuditRecord.objects.filter(seq__isnull=True).exists(), "every commit seals its records"
     check = audit_verify()
     assert check.ok, check
     assert check.checked == AuditRecord.objects.count()

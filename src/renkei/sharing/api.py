@@ -53,6 +53,7 @@ from renkei.sharing.models import (
     AnonymizedReport,
     Attachment,
     CauseCategory,
+    CauseClassification,
     DeadlineProfile,
     InboxItem,
     Report,
@@ -68,14 +69,21 @@ from renkei.sharing.schemas import (
     AdvisoryOut,
     AdvisoryPageOut,
     AdvisoryQuery,
+    AnonymizedReportIn,
     AnonymizedReportOut,
     AnonymizedReportPageOut,
     AnonymizedReportQuery,
+    ClassificationIn,
+    ClassificationOut,
     CommentIn,
     CommentOut,
     ForwardIn,
     ForwardOut,
     InboxPageOut,
+    LabelIn,
+    LabelOut,
+    LinkIn,
+    LinksOut,
     ObservableIn,
     ReportDetailOut,
     ReportIn,
@@ -84,7 +92,13 @@ from renkei.sharing.schemas import (
     ReportUpdateIn,
 )
 from renkei.sharing.search import filter_anonymized, filter_reports, search_anonymized, search_reports
-from renkei.sharing.services import ISSUER_TYPES, AttachmentInput, ObservableInput, ReportInput
+from renkei.sharing.services import (
+    ISSUER_TYPES,
+    AnonymizedInput,
+    AttachmentInput,
+    ObservableInput,
+    ReportInput,
+)
 
 router = Router(tags=["sharing"])
 
@@ -307,6 +321,29 @@ def _observables(problems: _Problems, items: list[ObservableIn], field: str = "o
     return observables
 
 
+def _sectors(problems: _Problems, user, codes: list[str], field: str) -> list[Sector]:
+    """Active sectors by code; retired and unknown codes are named as unknown."""
+    found = {
+        sector.code: sector
+        for sector in Sector.objects.restrict(user, Action.VIEW).filter(code__in=codes, active=True)
+    }
+    unknown = [code for code in dict.fromkeys(codes) if code not in found]
+    if unknown:
+        problems.add(field, _("Unknown sector code: %(values)s") % {"values": ", ".join(unknown)})
+    return [found[code] for code in dict.fromkeys(codes) if code in found]
+
+
+def _organizations(problems: _Problems, user, ids: list[int], field: str) -> list[Organization]:
+    """Organizations the caller may see, by id; others are unknown, whether they exist or not."""
+    found = {org.pk: org for org in Organization.objects.restrict(user, Action.VIEW).filter(pk__in=ids)}
+    unknown = [pk for pk in dict.fromkeys(ids) if pk not in found]
+    if unknown:
+        problems.add(
+            field, _("Unknown organization: %(values)s") % {"values": ", ".join(map(str, sorted(unknown)))}
+        )
+    return [found[pk] for pk in dict.fromkeys(ids) if pk in found]
+
+
 def _people(problems: _Problems, user, usernames: list[str], field: str) -> list[User]:
     """Active people the caller may see, by username; others are unknown, whether they exist or not."""
     found = {
@@ -416,6 +453,24 @@ def _comment(comment: ReportComment) -> dict:
     }
 
 
+def _classification(classification: CauseClassification) -> dict:
+    return {
+        "cause": classification.cause.code,
+        "classified_by": classification.classified_by.username,
+        "note": classification.note,
+        "created_at": classification.created_at,
+    }
+
+
+def _linked(user, report: Report) -> list[UUID]:
+    """The reports linked to `report` that `user` may see."""
+    return list(
+        Report.objects.restrict(user, Action.VIEW)
+        .filter(pk__in=report.linked.values("pk"))
+        .values_list("pk", flat=True)
+    )
+
+
 def _reports(user):
     return Report.objects.restrict(user, Action.VIEW).select_related(
         "organization", "reporter", "sector", "cause", "deadline_profile"
@@ -445,19 +500,9 @@ def _report_detail(user, report: Report) -> dict:
         "attachments": [_attachment(a, v) for v in versions for a in v.attachments.all()],
         "comments": [_comment(c) for c in report.comments.select_related("author", "author_organization")],
         "cause_history": [
-            {
-                "cause": c.cause.code,
-                "classified_by": c.classified_by.username,
-                "note": c.note,
-                "created_at": c.created_at,
-            }
-            for c in report.classifications.select_related("cause", "classified_by")
+            _classification(c) for c in report.classifications.select_related("cause", "classified_by")
         ],
-        "linked": list(
-            Report.objects.restrict(user, Action.VIEW)
-            .filter(pk__in=report.linked.values("pk"))
-            .values_list("pk", flat=True)
-        ),
+        "linked": _linked(user, report),
         "deadlines": [
             {
                 "stage": d.stage.code,
@@ -651,15 +696,7 @@ def report_forward(request: HttpRequest, report_id: UUID, payload: ForwardIn):
     user = request.auth
     report = get_restricted_or_404(Report.objects.all(), user, Action.VIEW, pk=report_id)
     problems = _Problems()
-    organizations = list(
-        Organization.objects.restrict(user, Action.VIEW).filter(pk__in=payload.organizations)
-    )
-    unknown = sorted(set(payload.organizations) - {org.pk for org in organizations})
-    if unknown:
-        problems.add(
-            "organizations",
-            _("Unknown organization: %(values)s") % {"values": ", ".join(map(str, unknown))},
-        )
+    organizations = _organizations(problems, user, payload.organizations, "organizations")
     people = _people(problems, user, payload.people, "people")
     problems.raise_any()
     with _service_errors(rename={"users": "people"}):
@@ -667,6 +704,90 @@ def report_forward(request: HttpRequest, report_id: UUID, payload: ForwardIn):
     return {
         "organizations": [_org(g.organization) for g in grants if g.organization_id],
         "people": [g.user.username for g in grants if g.user_id],
+    }
+
+
+def _links(user, report: Report) -> dict:
+    return {"report": report.pk, "linked": _linked(user, report)}
+
+
+@router.post(
+    "/reports/{uuid:report_id}/links",
+    response={200: LinksOut, 404: ProblemOut, **WRITE_ERRORS},
+    summary="Link to another report",
+)
+def report_link_create(request: HttpRequest, report_id: UUID, payload: LinkIn):
+    """Mark two reports as related; the link shows on both. The ministries and the national centre
+    that received both reports may link them; others who can see the report get 403. Linking reports
+    that are already linked changes nothing. The answer lists the linked reports you may see."""
+    user = request.auth
+    report = get_restricted_or_404(Report.objects.all(), user, Action.VIEW, pk=report_id)
+    # A report the caller may not see is as unknown as one that does not exist.
+    other = Report.objects.restrict(user, Action.VIEW).filter(pk=payload.report).first()
+    if other is None:
+        raise validation_problem(
+            [invalid_param("report", _("Unknown report: %(values)s") % {"values": payload.report}, "body")]
+        )
+    with _service_errors(rename={"other": "report"}):
+        services.report_link(actor=user, report=report, other=other)
+    return _links(user, report)
+
+
+@router.delete(
+    "/reports/{uuid:report_id}/links/{uuid:other_id}",
+    response={200: LinksOut, 403: ProblemOut, **DETAIL_ERRORS},
+    summary="Remove a link",
+)
+def report_link_delete(request: HttpRequest, report_id: UUID, other_id: UUID):
+    """Remove the link between two reports, on both; who may is as for linking. Removing a link that
+    is not there changes nothing. The answer lists the linked reports you may see."""
+    user = request.auth
+    report = get_restricted_or_404(Report.objects.all(), user, Action.VIEW, pk=report_id)
+    other = get_restricted_or_404(Report.objects.all(), user, Action.VIEW, pk=other_id)
+    with _service_errors():
+        services.report_unlink(actor=user, report=report, other=other)
+    return _links(user, report)
+
+
+@router.post(
+    "/reports/{uuid:report_id}/classifications",
+    response={201: ClassificationOut, 404: ProblemOut, **WRITE_ERRORS},
+    summary="Reclassify the cause",
+)
+def report_reclassify(request: HttpRequest, report_id: UUID, payload: ClassificationIn):
+    """Set the report's cause, with a note saying why; earlier classifications stay in its
+    `cause_history`. The ministries and the national centre that received the report may; others
+    who can see it get 403."""
+    user = request.auth
+    report = get_restricted_or_404(Report.objects.all(), user, Action.VIEW, pk=report_id)
+    problems = _Problems()
+    cause = _code(problems, CauseCategory, "cause", payload.cause, _("Unknown cause category: %(code)s"))
+    problems.raise_any()
+    with _service_errors():
+        classification = services.report_reclassify(actor=user, report=report, cause=cause, note=payload.note)
+    return Status(201, _classification(classification))
+
+
+@router.post(
+    "/reports/{uuid:report_id}/label",
+    response={200: LabelOut, 404: ProblemOut, **WRITE_ERRORS},
+    summary="Change the TLP label",
+)
+def report_relabel(request: HttpRequest, report_id: UUID, payload: LabelIn):
+    """Change the report's TLP label. The reporting organization may; the national centre may with
+    the reporting organization's consent (`source_consent`). Others who can see the report get 403.
+    The audience stays as it is; a stricter label limits who may be added from now on. Raising the
+    label to RED names the reporting chain's duty coordinators."""
+    user = request.auth
+    report = get_restricted_or_404(Report.objects.all(), user, Action.VIEW, pk=report_id)
+    with _service_errors():
+        report = services.report_relabel(
+            actor=user, report=report, tlp=payload.tlp, source_consent=payload.source_consent
+        )
+    return {
+        "report": report.pk,
+        "tlp": report.tlp,
+        "visible": Report.objects.restrict(user, Action.VIEW).filter(pk=report.pk).exists(),
     }
 
 
@@ -983,3 +1104,49 @@ def anonymized_report_detail(request: HttpRequest, copy_id: UUID):
     user = request.auth
     copy = get_restricted_or_404(_anonymized_copies(user), user, Action.VIEW, pk=copy_id)
     return _anonymized(copy, _visible_sources(user, [copy]))
+
+
+ANONYMIZED_AUDIENCE_FIELDS = {name: f"audience.{name}" for name in ("sectors", "organizations", "people")}
+
+
+@router.post(
+    "/reports/{uuid:report_id}/anonymized-copies",
+    response={201: AnonymizedReportOut, 404: ProblemOut, **WRITE_ERRORS},
+    summary="Publish an anonymized copy",
+)
+def report_anonymized_copy_create(request: HttpRequest, report_id: UUID, payload: AnonymizedReportIn):
+    """Publish a sanitized copy of a report whose organization consented to one
+    (`anonymized_copy_consent`). The national centre's coordinators and analysts, and the reporting
+    organization, may; others who can see the report get 403. The copy never names the organization
+    or the reporter: a title, narrative or kept observable that still contains their names is a 422.
+    It takes the original's kind and cause and the month of occurrence only, and has its own id,
+    label and audience."""
+    user = request.auth
+    report = get_restricted_or_404(
+        Report.objects.select_related("organization", "reporter", "sector", "cause"),
+        user,
+        Action.VIEW,
+        pk=report_id,
+    )
+    audience = payload.audience
+    problems = _Problems()
+    observables = _observables(problems, payload.observables)
+    sectors = _sectors(problems, user, audience.sectors, "audience.sectors")
+    organizations = _organizations(problems, user, audience.organizations, "audience.organizations")
+    people = _people(problems, user, audience.people, "audience.people")
+    problems.raise_any()
+    data = AnonymizedInput(
+        title=payload.title,
+        narrative=payload.narrative,
+        keep_sector=payload.keep_sector,
+        tlp=payload.tlp,
+        all_ci=audience.all_ci,
+        sectors=sectors,
+        organizations=organizations,
+        people=people,
+        observables=observables,
+    )
+    with _service_errors(rename=ANONYMIZED_AUDIENCE_FIELDS):
+        copy = services.anonymized_copy_create(actor=user, source=report, data=data)
+    # Answered from what was just stored: the creator need not be in the copy's audience.
+    return Status(201, _anonymized(copy, {report.pk}))

@@ -241,6 +241,37 @@ class ForwardOut(Schema):
     people: list[str] = Field(description="People newly added to the audience.")
 
 
+class LinkIn(Schema):
+    report: UUID = Field(description="Id of the report to link to. You must be able to triage both.")
+
+
+class LinksOut(Schema):
+    report: UUID
+    linked: list[UUID] = Field(description="The reports linked to it that you may see, after the change.")
+
+
+class ClassificationIn(Schema):
+    cause: str = Field(description="Cause code, e.g. `intentional.intrusion`.")
+    note: str = Field("", max_length=2_000, description="Why; kept in the cause history.")
+
+
+class LabelIn(Schema):
+    tlp: Tlp
+    source_consent: bool = Field(
+        False,
+        description="The reporting organization agreed to this label. Needed when the national centre "
+        "relabels another organization's report.",
+    )
+
+
+class LabelOut(Schema):
+    report: UUID
+    tlp: Tlp
+    visible: bool = Field(
+        description="Whether you may still see the report: TLP:RED reaches named people only."
+    )
+
+
 class AudienceIn(Schema):
     all_ci: bool = Field(False, description="Every organization of critical infrastructure.")
     sectors: list[str] = Field([], max_length=MAX_NAMES, description="Sector codes.")
@@ -367,6 +398,31 @@ class AnonymizedReportOut(Schema):
     tlp: Tlp
     published_on: dt.date
     observables: list[ObservableOut]
+
+
+class AnonymizedAudienceIn(Schema):
+    all_ci: bool = Field(False, description="Every organization of critical infrastructure.")
+    sectors: list[str] = Field([], max_length=MAX_NAMES, description="Sector codes.")
+    organizations: list[int] = Field([], max_length=MAX_NAMES, description="Organization ids.")
+    people: list[str] = Field([], max_length=MAX_NAMES, description="Usernames.")
+
+
+class AnonymizedReportIn(Schema):
+    """A sanitized copy of a report, as its creator redacted it. Kind, cause and the month of
+    occurrence come from the original; the organization and the reporter never do."""
+
+    title: str = Field(max_length=200, description="Must not name the reporting organization or reporter.")
+    narrative: str = Field(max_length=MAX_NARRATIVE, description="The redacted narrative.")
+    keep_sector: bool = Field(
+        True, description="Keep the original's sector; false generalizes it away (`sector` is then null)."
+    )
+    observables: list[ObservableIn] = Field(
+        [], max_length=MAX_OBSERVABLES, description="Observables of the original report to keep."
+    )
+    tlp: Tlp = Tlp.GREEN
+    audience: AnonymizedAudienceIn = Field(
+        AnonymizedAudienceIn(all_ci=True), description="Who receives the copy; default: all CI."
+    )
 
 
 class AnonymizedReportPageOut(Schema):

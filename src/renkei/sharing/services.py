@@ -678,7 +678,7 @@ def _check_triage(actor: User, *reports: Report) -> None:
 @transaction.atomic
 def report_link(*, actor: User, report: Report, other: Report) -> None:
     """Mark two reports as related (symmetrical); the actor must triage both."""
-    _check(report.pk != other.pk, _("A report cannot be linked to itself."), "self_link")
+    _check(report.pk != other.pk, _("A report cannot be linked to itself."), "self_link", "other")
     _check_triage(actor, report, other)
     if report.linked.filter(pk=other.pk).exists():
         return

@@ -346,6 +346,8 @@ def _organizations(problems: _Problems, user, ids: list[int], field: str) -> lis
 
 def _people(problems: _Problems, user, usernames: list[str], field: str) -> list[User]:
     """Active people the caller may see, by username; others are unknown, whether they exist or not."""
+    if not usernames:
+        return []
     found = {
         person.username: person
         for person in User.objects.restrict(user, Action.VIEW).filter(username__in=usernames, is_active=True)

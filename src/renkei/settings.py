@@ -231,7 +231,15 @@ if not PRODUCTION:
 
 # --- E-mail ---------------------------------------------------------------------------------------
 
-EMAIL_BACKEND = os.environ.get("RENKEI_EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+# Until an SMTP server is named (or in production, where one must be), mail is written to files in
+# the data directory: the embedded run works on a machine without a mail server and loses nothing.
+EMAIL_BACKEND = os.environ.get(
+    "RENKEI_EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if PRODUCTION or "RENKEI_EMAIL_HOST" in os.environ
+    else "django.core.mail.backends.filebased.EmailBackend",
+)
+EMAIL_FILE_PATH = DATA_DIR / "mail"
 EMAIL_HOST = os.environ.get("RENKEI_EMAIL_HOST", "127.0.0.1")
 EMAIL_PORT = int(os.environ.get("RENKEI_EMAIL_PORT", "25"))
 EMAIL_HOST_USER = os.environ.get("RENKEI_EMAIL_USER", "")

@@ -482,32 +482,31 @@ def remind_deadlines(*, now=None) -> int:
             kind=NotificationKind.DEADLINE_REMINDER, report__in=[r.pk for r in reports]
         ).values_list("report_id", "stage", "state")
     )
+    # Not opened in advance: a run with nothing to send needs no mail server.
+    connection = mail.get_connection()
     sent = 0
-    with mail.get_connection() as connection:
-        for report in reports:
-            reporter = report.reporter
-            if not reporter.email or not report_may_see(report, [reporter]):
+    for report in reports:
+        reporter = report.reporter
+        if not reporter.email or not report_may_see(report, [reporter]):
+            continue
+        for deadline in stage_deadlines(report, now=now):
+            state = _deadline_state(deadline)
+            if state is None or (report.pk, deadline.stage.code, state) in already:
                 continue
-            for deadline in stage_deadlines(report, now=now):
-                state = _deadline_state(deadline)
-                if state is None or (report.pk, deadline.stage.code, state) in already:
-                    continue
-                # Recorded and sent together: a failed send leaves no record, so the next run retries.
-                try:
-                    with transaction.atomic():
-                        NotificationLog.objects.create(
-                            kind=NotificationKind.DEADLINE_REMINDER,
-                            report=report,
-                            stage=deadline.stage.code,
-                            state=state,
-                            recipients=1,
-                            sent_at=now,
-                        )
-                        sent += connection.send_messages(
-                            [_deadline_message(report, deadline, state, reporter)]
-                        )
-                except IntegrityError:
-                    continue  # a reminder run beside this one has just sent it
+            # Recorded and sent together: a failed send leaves no record, so the next run retries.
+            try:
+                with transaction.atomic():
+                    NotificationLog.objects.create(
+                        kind=NotificationKind.DEADLINE_REMINDER,
+                        report=report,
+                        stage=deadline.stage.code,
+                        state=state,
+                        recipients=1,
+                        sent_at=now,
+                    )
+                    sent += connection.send_messages([_deadline_message(report, deadline, state, reporter)])
+            except IntegrityError:
+                continue  # a reminder run beside this one has just sent it
     return sent
 
 
@@ -536,14 +535,34 @@ def _deadline_message(report: Report, deadline, state: str, reporter: User) -> m
     return mail.EmailMessage(" ".join(subject.split()), body, settings.DEFAULT_FROM_EMAIL, [reporter.email])
 
 
+class UpkeepFailed(Exception):
+    """Some upkeep steps failed (each is logged); the others ran."""
+
+    def __init__(self, failed: list[str], done: dict[str, int]):
+        super().__init__(", ".join(failed))
+        self.failed, self.done = failed, done
+
+
 def run_upkeep(*, now=None) -> dict[str, int]:
     """Both reminder runs and the purge of expired idempotency keys, as `renkei sharing remind` and
-    `renkei up` do them."""
-    return {
-        "deadline_reminders": remind_deadlines(now=now),
-        "acknowledgement_reminders": remind_acknowledgements(now=now),
-        "idempotency_keys_purged": idempotency_keys_purge(now=now),
+    `renkei up` do them. Each step runs even when another fails (a mail server down must not stop
+    the rest); returns what each did, or raises UpkeepFailed after all have run."""
+    steps = {
+        "deadline_reminders": remind_deadlines,
+        "acknowledgement_reminders": remind_acknowledgements,
+        "idempotency_keys_purged": idempotency_keys_purge,
     }
+    done: dict[str, int] = {}
+    failed: list[str] = []
+    for name, step in steps.items():
+        try:
+            done[name] = step(now=now)
+        except Exception:
+            logger.exception("Upkeep step %s failed.", name)
+            failed.append(name)
+    if failed:
+        raise UpkeepFailed(failed, done)
+    return done
 
 
 class PeriodicUpkeep:
@@ -568,8 +587,8 @@ class PeriodicUpkeep:
         while not self.stopping.wait(self.interval):
             try:
                 run_upkeep()
-            except Exception:
-                # A failed run (e.g. the database restarting) is retried at the next tick.
-                logger.exception("The periodic upkeep failed; trying again in %s seconds.", self.interval)
+            except UpkeepFailed:
+                # Each failed step is logged; it is retried at the next tick.
+                logger.warning("The periodic upkeep runs again in %s seconds.", self.interval)
             finally:
                 connections.close_all()

@@ -12,7 +12,8 @@ PRINT_SETTINGS = (
     "import json; from django.conf import settings as s; "
     "db = s.DATABASES['default']; "
     "print(json.dumps({'engine': db['ENGINE'], 'name': str(db['NAME']), 'host': db.get('HOST', ''), "
-    "'options': db.get('OPTIONS', {}), 'secret_key': s.SECRET_KEY, 'hosts': s.ALLOWED_HOSTS}))"
+    "'options': db.get('OPTIONS', {}), 'secret_key': s.SECRET_KEY, 'hosts': s.ALLOWED_HOSTS, "
+    "'email_backend': s.EMAIL_BACKEND, 'email_file_path': str(s.EMAIL_FILE_PATH)}))"
 )
 
 
@@ -128,6 +129,16 @@ def test_default_database_is_sqlite_in_the_data_directory_tuned_for_concurrency(
     assert Path(configured["name"]) == tmp_path / "renkei.sqlite3"
     assert configured["options"]["transaction_mode"] == "IMMEDIATE"
     assert configured["hosts"] == ["127.0.0.1", "localhost", "[::1]"]
+
+
+def test_mail_goes_to_files_in_the_data_directory_until_a_server_is_named(tmp_path):
+    configured = effective_settings(tmp_path)
+    assert configured["email_backend"] == "django.core.mail.backends.filebased.EmailBackend"
+    assert Path(configured["email_file_path"]) == tmp_path / "mail"
+    named = effective_settings(tmp_path, RENKEI_EMAIL_HOST="smtp.example.jp")
+    assert named["email_backend"] == "django.core.mail.backends.smtp.EmailBackend"
+    production = effective_settings(tmp_path, **production_env())
+    assert production["email_backend"] == "django.core.mail.backends.smtp.EmailBackend"
 
 
 def test_database_url_selects_postgresql(tmp_path):

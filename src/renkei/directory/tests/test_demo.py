@@ -174,25 +174,32 @@ def test_demo_reset_recreates_the_demo_and_retires_accounts_the_audit_trail_refe
     fresh = snapshot_counts()
     ceptoars = set(Organization.objects.filter(type=OrganizationType.CEPTOAR).values_list("pk", flat=True))
     outsider = User.objects.create_user("outsider", password="x" * 12)
-    reporter = User.objects.get(username="finance-op1-reporter")
-    audit_write(actor=reporter, action="login", obj=reporter)
+    # Someone who signed in, and nothing else: no sample report, comment or acknowledgement is theirs.
+    signed_in = User.objects.get(username="finance-op2-reporter")
+    audit_write(actor=signed_in, action="login", obj=signed_in)
     User.objects.filter(username="finance-op2-executive").update(display_name="changed")
 
     output = run_demo("--reset")
 
-    assert "1 deactivated" in output
-    reporter.refresh_from_db()
-    assert not reporter.is_active
-    assert reporter.username.startswith("finance-op1-reporter (retired")
-    new_reporter = User.objects.get(username="finance-op1-reporter")
-    assert new_reporter.pk != reporter.pk
-    assert new_reporter.check_password(DEMO_PASSWORD)
+    # The sample content's authors are in the audit trail too: reporters, the ministry that asked,
+    # the national centre, the CEPTOAR, people named on the TLP:RED report, those who acknowledged.
+    retired = User.objects.filter(username__contains="(retired #")
+    retired_organizations = Organization.objects.filter(name_ja__contains="(retired #")
+    assert f"{retired.count()} deactivated" in output
+    assert f"{retired_organizations.count()} deactivated" in output
+    for username in ("finance-op2-reporter", "finance-op1-reporter", "fsa-coordinator", "meti-coordinator"):
+        old = retired.get(username__startswith=f"{username} (retired")
+        assert not old.is_active
+        new = User.objects.get(username=username)
+        assert new.pk != old.pk and new.is_active
+        assert new.check_password(DEMO_PASSWORD)
+    assert not User.objects.filter(username__startswith="finance-op2-executive (retired").exists()
     assert User.objects.get(username="finance-op2-executive").display_name != "changed"
     after = snapshot_counts()
     assert after["active_users"] == fresh["active_users"] + 1  # the outsider
-    assert after["users"] == fresh["users"] + 2  # the outsider and the retired reporter
+    assert after["users"] == fresh["users"] + 1 + retired.count()
     assert after["active_organizations"] == fresh["active_organizations"]
-    assert after["organizations"] == fresh["organizations"]
+    assert after["organizations"] == fresh["organizations"] + retired_organizations.count()
     # Reference data and people outside the demo are left alone.
     assert (
         set(Organization.objects.filter(type=OrganizationType.CEPTOAR).values_list("pk", flat=True))

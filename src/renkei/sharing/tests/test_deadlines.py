@@ -3,8 +3,12 @@ database alike, and the reminders e-mailed to reporters."""
 
 import datetime as dt
 import io
+import json
+import socket
 
+import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.utils import timezone
 
 from renkei.sharing import services
@@ -183,6 +187,40 @@ def test_remind_command_runs_both_reminders(community, inbox):
         '{"deadline_reminders":0,"acknowledgement_reminders":0,"idempotency_keys_purged":0}'
     )
     assert inbox.deliveries == []
+
+
+@pytest.fixture
+def mail_server_down(settings):
+    """SMTP settings naming a port on which nothing listens."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+
+
+def test_remind_needs_no_mail_server_when_nothing_is_due(community, mail_server_down):
+    report_for(community.bank_a_reporter, community.bank_a, **detected(1))
+    out = io.StringIO()
+    call_command("sharing", "remind", stdout=out)
+    assert "Expired idempotency keys removed: 0" in out.getvalue()
+
+
+def test_a_mail_server_down_fails_the_deadline_step_but_not_the_others(community, mail_server_down):
+    circia = DeadlineProfile.objects.get(code="circia")
+    report = report_for(
+        community.bank_a_reporter, community.bank_a, deadline_profile=circia, ransom_paid=True, **detected(20)
+    )
+    out = io.StringIO()
+    with pytest.raises(CommandError) as failure:
+        call_command("sharing", "remind", "--json", stdout=out)
+    assert failure.value.returncode == 1
+    assert json.loads(out.getvalue()) == {
+        "acknowledgement_reminders": 0,
+        "idempotency_keys_purged": 0,
+        "failed": ["deadline_reminders"],
+    }
+    assert not report.notifications.exists(), "an unsent reminder is not logged, so it is retried"
 
 
 def test_renkei_up_sends_reminders_from_a_background_loop(community, inbox):

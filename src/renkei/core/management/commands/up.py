@@ -145,6 +145,11 @@ class Command(BaseCommand):
                     % {"hosts": ", ".join(settings.ALLOWED_HOSTS)}
                 )
             )
+        if settings.EMAIL_BACKEND == "django.core.mail.backends.filebased.EmailBackend":
+            self.stdout.write(
+                _("E-mail is written to files in %(path)s (set RENKEI_EMAIL_HOST to send it by SMTP).")
+                % {"path": settings.EMAIL_FILE_PATH}
+            )
         self.stdout.write(_("Press Ctrl-C to stop."))
         self.stdout.flush()
         try:

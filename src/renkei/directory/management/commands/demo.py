@@ -1,7 +1,9 @@
-"""`renkei demo [--reset] [--otp USERNAME]`: the fictitious demo community (see docs/cli.md)."""
+"""`renkei demo [--reset] [--otp USERNAME]`: the fictitious demo community and its sample reports and
+advisories (see docs/cli.md)."""
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand
+from django.db import transaction
 from django.utils.translation import gettext as _
 
 from renkei.core.management.output import command_error, format_table
@@ -14,12 +16,14 @@ from renkei.directory.demo import (
     demo_otp,
 )
 from renkei.directory.models import User
+from renkei.sharing.demo import SampleContentResult, sample_content_load
 
 
 class Command(BaseCommand):
     help = _(
         "Load the reference data and a fictitious demo community: operators in every sector, vendors, "
-        "a partner, and a user for every role in every organization. Safe to run again."
+        "a partner, a user for every role in every organization, and sample reports and advisories. "
+        "Safe to run again."
     )
 
     def add_arguments(self, parser):
@@ -42,7 +46,10 @@ class Command(BaseCommand):
             self._print_otp(otp)
             return
         try:
-            result = demo_load(reset=reset)
+            # One transaction: the community and its sample content load together, or not at all.
+            with transaction.atomic():
+                result = demo_load(reset=reset)
+                content = sample_content_load()
         except ValidationError as error:
             raise command_error(error) from None
         if verbosity == 0:
@@ -75,7 +82,30 @@ class Command(BaseCommand):
             )
         else:
             self.stdout.write(_("The demo community is already complete; nothing changed."))
+        self._print_content(content)
         self._print_logins()
+
+    def _print_content(self, content: SampleContentResult) -> None:
+        if content.changed:
+            self.stdout.write(
+                _(
+                    "Sample content added: %(reports)d reports with %(versions)d later versions and "
+                    "%(comments)d questions and answers, %(copies)d anonymized copies, %(advisories)d "
+                    "advisories and %(acks)d acknowledgements."
+                )
+                % {
+                    "reports": content.reports_created,
+                    "versions": content.versions_added,
+                    "comments": content.comments_created,
+                    "copies": content.copies_created,
+                    "advisories": content.advisories_created,
+                    "acks": content.acknowledgements_created,
+                }
+            )
+        else:
+            self.stdout.write(_("The sample reports and advisories are already in place; nothing changed."))
+        for item in content.skipped:
+            self.stderr.write(_("Sample content left out: %(item)s") % {"item": item})
 
     def _print_otp(self, username: str) -> None:
         try:
@@ -128,5 +158,12 @@ class Command(BaseCommand):
                 "authenticator app, or print the current code with: renkei demo --otp nco-coordinator"
             )
             % {"key": DEMO_TOTP_KEY_BASE32}
+        )
+        self.stdout.write(
+            _(
+                "Sample reports and advisories: nco-coordinator sees every report and the dashboard, "
+                "fsa-coordinator the finance reports, finance-op1-reporter its bank's report and an inbox "
+                "of advisories."
+            )
         )
         self.stdout.write(_("All organizations and usernames: docs/cli.md"))

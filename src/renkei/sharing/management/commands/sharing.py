@@ -7,7 +7,7 @@ from django.utils.translation import gettext as _
 
 from renkei.core.management.output import command_error, format_table, local, write_json
 from renkei.directory.models import Organization
-from renkei.sharing.delivery import run_upkeep
+from renkei.sharing.delivery import UpkeepFailed, run_upkeep
 from renkei.sharing.models import WebhookEndpoint
 from renkei.sharing.webhooks import SIGNATURE_HEADER, webhook_register
 
@@ -50,21 +50,29 @@ class Command(BaseCommand):
         return getattr(self, f"handle_webhook_{options['webhook_action']}")(**options)
 
     def handle_remind(self, *, as_json, **_options):
-        done = run_upkeep()
+        try:
+            done, failed = run_upkeep(), []
+        except UpkeepFailed as error:
+            done, failed = error.done, error.failed
         if as_json:
-            write_json(self.stdout, done)
-            return
-        self.stdout.write(
-            _(
-                "Deadline reminders sent: %(deadline)d. Advisories reminded to acknowledge: %(ack)d. "
-                "Expired idempotency keys removed: %(keys)d."
+            write_json(self.stdout, done | ({"failed": failed} if failed else {}))
+        elif not failed:
+            self.stdout.write(
+                _(
+                    "Deadline reminders sent: %(deadline)d. Advisories reminded to acknowledge: %(ack)d. "
+                    "Expired idempotency keys removed: %(keys)d."
+                )
+                % {
+                    "deadline": done["deadline_reminders"],
+                    "ack": done["acknowledgement_reminders"],
+                    "keys": done["idempotency_keys_purged"],
+                }
             )
-            % {
-                "deadline": done["deadline_reminders"],
-                "ack": done["acknowledgement_reminders"],
-                "keys": done["idempotency_keys_purged"],
-            }
-        )
+        if failed:
+            raise CommandError(
+                _("These upkeep steps failed (see the log): %(steps)s") % {"steps": ", ".join(failed)},
+                returncode=1,
+            )
 
     def handle_webhook_add(self, *, organization, url, as_json, **_options):
         matches = list(Organization.objects.filter(Q(name_ja=organization) | Q(name_en=organization))[:2])

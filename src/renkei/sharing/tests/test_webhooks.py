@@ -156,9 +156,7 @@ def test_red_advisories_are_never_pushed_to_organizations(community, inbox, webh
     assert not WebhookAttempt.objects.exists()
 
 
-def test_failed_deliveries_are_retried_with_backoff_under_one_delivery_id(
-    community, inbox, webhook_receiver
-):
+def test_failed_deliveries_are_retried_with_backoff_under_one_delivery_id(community, inbox, webhook_receiver):
     webhook_receiver.fail_first = 2
     register(webhook_receiver, community.bank_a)
     advisory_for(community.nisc_coordinator, community.nisc, sectors=[community.finance])

@@ -11,13 +11,14 @@ from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from playwright.sync_api import expect
 
-from renkei.sharing.models import Acknowledgement, Attachment, Report, ReportComment
+from renkei.sharing.models import Acknowledgement, Advisory, Attachment, Report, ReportComment
 
 pytestmark = pytest.mark.browser
 
 OPERATOR = "finance-op1-reporter"
 OPERATOR_ORGANIZATION = "株式会社さきがけ銀行"
 REPORT_TITLE = "インターネットバンキングへの不正アクセス"
+ADVISORY_TITLE = "金融機関を狙う不正ログインへの注意"
 # Polling every few seconds, plus a margin for a slow machine.
 LIVE_UPDATE_TIMEOUT_MS = 20_000
 
@@ -46,6 +47,20 @@ def menu_link(visitor, path: str):
     return visitor.page.get_by_role("navigation", name="メインメニュー").locator(f'a[href="{path}"]')
 
 
+def fill_report(page, title: str) -> None:
+    """What every report needs: a title, the kind, when, and the cause."""
+    detected = timezone.localtime(timezone.now() - dt.timedelta(hours=1))
+    page.get_by_label("件名").fill(title)
+    page.locator("input[name=kind][value=failure]").check()
+    page.get_by_label("発生日時").fill((detected - dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"))
+    page.get_by_label("検知日時").fill(detected.strftime("%Y-%m-%dT%H:%M"))
+    page.get_by_label("原因", exact=True).select_option("intentional.intrusion")
+
+
+def organization_picker(page):
+    return page.locator("fieldset[data-picker]").filter(has=page.locator('input[name="organizations_q"]'))
+
+
 def test_report_up_question_answer_advisory_down_and_live_acknowledgement(
     demo, visitor, chromium, live_server
 ):
@@ -58,14 +73,27 @@ def test_report_up_question_answer_advisory_down_and_live_acknowledgement(
     page.get_by_role("link", name="新規の情報連絡").click()
     visitor.checkpoint("report-form")
     expect(page.locator("html")).to_have_attribute("lang", "ja")
-    detected = timezone.localtime(timezone.now() - dt.timedelta(hours=1))
-    page.get_by_label("件名").fill(REPORT_TITLE)
-    page.locator("input[name=kind][value=failure]").check()
-    page.get_by_label("発生日時").fill((detected - dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"))
-    page.get_by_label("検知日時").fill(detected.strftime("%Y-%m-%dT%H:%M"))
-    page.get_by_label("原因", exact=True).select_option("intentional.intrusion")
+    fill_report(page, REPORT_TITLE)
     page.get_by_label("事案の詳細").fill("不審なログインを検知した。\n<script>alert('x')</script>")
-    page.get_by_label("観測情報", exact=True).fill("ipv4-addr 203.0.113.77")
+    # Observables: one empty row to start with; rows are added (and one removed) with the buttons.
+    # Rows and buttons are found by their form names, as their wording belongs to the catalogue.
+    observables = page.get_by_role("group", name="観測情報")
+    rows = observables.locator("[data-row]")
+    expect(rows).to_have_count(1)
+    rows.nth(0).get_by_role("combobox").select_option("ipv4-addr")
+    rows.nth(0).get_by_role("textbox").fill("203.0.113.77")
+    add_row = observables.locator("button[data-rows-add]")
+    add_row.click()
+    expect(rows).to_have_count(2)
+    expect(rows.nth(1).get_by_role("combobox")).to_be_focused()
+    page.keyboard.press("Tab")  # the keyboard goes on to the value
+    page.keyboard.type("should-not-stay.example.jp")
+    add_row.click()
+    rows.nth(2).get_by_role("combobox").select_option("domain-name")
+    rows.nth(2).get_by_role("textbox").fill("Phish.Example.NET")
+    rows.nth(1).locator("button[data-rows-remove]").click()
+    expect(rows).to_have_count(2)
+    visitor.checkpoint("report-form-observable-rows")
     page.get_by_label("添付ファイル").set_input_files(
         [{"name": "access.log", "mimeType": "text/plain", "buffer": b"203.0.113.77 - - login\n"}]
     )
@@ -78,12 +106,17 @@ def test_report_up_question_answer_advisory_down_and_live_acknowledgement(
     current_state = page.get_by_role("region", name="現在の状況")
     expect(current_state.get_by_text("<script>alert('x')</script>")).to_be_visible()  # shown, not run
     expect(page.get_by_role("cell", name="203.0.113.77")).to_be_visible()
+    expect(page.get_by_role("cell", name="phish.example.net")).to_be_visible()
     download_link = page.get_by_role("link", name="access.log")
     with page.expect_download() as download:
         download_link.click()
     assert download.value.suggested_filename == "access.log"
     report = Report.objects.get(title=REPORT_TITLE)
     assert Attachment.objects.filter(version__report=report).count() == 1
+    assert sorted(report.versions.get().observables.values_list("type", "value")) == [
+        ("domain-name", "phish.example.net"),
+        ("ipv4-addr", "203.0.113.77"),
+    ]
     sign_out(visitor)
 
     # 2. The finance ministry sees it and asks the reporter a question.
@@ -115,10 +148,30 @@ def test_report_up_question_answer_advisory_down_and_live_acknowledgement(
     visitor.checkpoint("advisories")
     page.get_by_role("link", name="情報提供の発出").click()
     visitor.checkpoint("advisory-form")
-    page.get_by_label("件名").fill("金融機関を狙う不正ログインへの注意")
+    page.get_by_label("件名").fill(ADVISORY_TITLE)
     page.get_by_label("本文").fill("インターネットバンキングへの不正ログインが確認されています。")
     page.get_by_label("重要度").select_option("high")
-    page.get_by_role("group", name="重要インフラ分野").get_by_label("金融", exact=True).check()
+    # The bank is found by part of its name and added as a chip; a second pick is removed again.
+    organizations = organization_picker(page)
+    search = organizations.get_by_role("searchbox")
+    search.fill("さきがけ")
+    organizations.get_by_role("button", name=re.compile(OPERATOR_ORGANIZATION)).click()
+    chips = organizations.locator(".chip")
+    expect(chips).to_have_count(1)
+    expect(chips).to_contain_text(OPERATOR_ORGANIZATION)
+    expect(organizations.locator('input[type="hidden"][name="organizations"]')).to_have_count(1)
+    search.fill("証券")
+    search.press("Enter")  # searches at once; it does not submit the form
+    organizations.get_by_role("button", name=re.compile("証券セプター")).click()
+    expect(chips).to_have_count(2)
+    visitor.checkpoint("advisory-form-picker")
+    chips.filter(has_text="証券セプター").get_by_role("button").click()
+    expect(chips).to_have_count(1)
+    expect(search).to_be_focused()
+    # Enter in a text field neither issues the advisory nor presses a chip's button.
+    page.get_by_label("件名").press("Enter")
+    expect(chips).to_have_count(1)
+    assert not Advisory.objects.filter(title=ADVISORY_TITLE).exists()
     page.get_by_label("受信者に受領確認を求める").check()
     page.get_by_role("button", name="情報提供を発出").click()
     visitor.checkpoint("advisory-issued")
@@ -136,17 +189,84 @@ def test_report_up_question_answer_advisory_down_and_live_acknowledgement(
         sign_in(operator, OPERATOR)
         menu_link(operator, "/sharing/inbox/").click()
         operator.checkpoint("inbox")
-        operator.page.get_by_role("link", name="金融機関を狙う不正ログインへの注意").click()
+        operator.page.get_by_role("link", name=ADVISORY_TITLE).click()
         operator.checkpoint("advisory-for-operator")
         operator.page.get_by_role("button", name="受領確認").click()
         operator.checkpoint("advisory-acknowledged")
         expect(operator.page.get_by_role("status").first).to_contain_text("受領確認を記録しました。")
     finally:
         context.close()
-    assert Acknowledgement.objects.get().organization.name_ja == OPERATOR_ORGANIZATION
+    assert (
+        Acknowledgement.objects.get(advisory__title=ADVISORY_TITLE).organization.name_ja
+        == OPERATOR_ORGANIZATION
+    )
+    assert [
+        entry.organization.name_ja for entry in Advisory.objects.get(title=ADVISORY_TITLE).audience.all()
+    ] == [OPERATOR_ORGANIZATION]
 
     # 6. The issuer's table shows it without a reload.
     expect(bank_row).to_contain_text("受領確認済み", timeout=LIVE_UPDATE_TIMEOUT_MS)
-    expect(bank_row).to_contain_text(str(Acknowledgement.objects.get().user))
+    expect(bank_row).to_contain_text(str(Acknowledgement.objects.get(advisory__title=ADVISORY_TITLE).user))
     assert page.evaluate("window.renkeiNoReload") is True
     visitor.checkpoint("acknowledgements-live")
+
+
+def test_observable_rows_and_the_organization_picker_work_without_javascript(
+    demo, visitor_without_javascript
+):
+    visitor = visitor_without_javascript
+    page = visitor.page
+
+    # The report form offers three empty rows; one bad row sends it back with the message on that row.
+    sign_in(visitor, OPERATOR)
+    visitor.open("/sharing/reports/new/", "report-form")
+    observables = page.get_by_role("group", name="観測情報")
+    rows = observables.locator("[data-row]")
+    expect(rows).to_have_count(3)
+    expect(observables.locator("button[data-rows-add]")).to_be_hidden()
+    fill_report(page, "制御系ネットワークへの不審な通信")
+    rows.nth(0).get_by_role("combobox").select_option("ipv4-addr")
+    rows.nth(0).get_by_role("textbox").fill("198.51.100.23")
+    rows.nth(2).get_by_role("combobox").select_option("ipv4-addr")
+    rows.nth(2).get_by_role("textbox").fill("198.51.100.999")
+    page.get_by_role("button", name="情報連絡を提出").click()
+    visitor.checkpoint("report-form-bad-row")
+    bad = rows.nth(2).get_by_role("textbox")
+    expect(bad).to_have_attribute("aria-invalid", "true")
+    expect(rows.nth(2)).to_contain_text("198.51.100.999 は正しい ipv4-addr ではありません。")
+    expect(rows.nth(0).get_by_role("textbox")).to_have_value("198.51.100.23")
+    assert not Report.objects.filter(title="制御系ネットワークへの不審な通信").exists()
+    bad.fill("198.51.100.99")
+    page.get_by_role("button", name="情報連絡を提出").click()
+    visitor.checkpoint("report-detail")
+    report = Report.objects.get(title="制御系ネットワークへの不審な通信")
+    assert sorted(report.versions.get().observables.values_list("value", flat=True)) == [
+        "198.51.100.23",
+        "198.51.100.99",
+    ]
+    sign_out(visitor)
+
+    # The national centre searches (Enter in the search box), adds from the results, and issues.
+    sign_in(visitor, "nco-coordinator")
+    visitor.open("/sharing/advisories/new/", "advisory-form")
+    page.get_by_label("件名").fill("制御系ネットワークの点検のお願い")
+    page.get_by_label("本文").fill("不審な通信の有無を確認してください。")
+    organizations = organization_picker(page)
+    organizations.get_by_role("searchbox").fill("さきがけ")
+    organizations.get_by_role("searchbox").press("Enter")
+    page.wait_for_load_state()
+    visitor.checkpoint("advisory-form-search")
+    assert not Advisory.objects.filter(title="制御系ネットワークの点検のお願い").exists()
+    expect(page.get_by_label("件名")).to_have_value("制御系ネットワークの点検のお願い")
+    organizations.get_by_role("button", name=re.compile(OPERATOR_ORGANIZATION)).click()
+    visitor.checkpoint("advisory-form-chosen")
+    expect(organizations.locator(".chip")).to_contain_text(OPERATOR_ORGANIZATION)
+    # Enter in a text field brings the page back as it was: the chip's remove button is not pressed.
+    page.get_by_label("件名").press("Enter")
+    page.wait_for_load_state()
+    expect(organizations.locator(".chip")).to_have_count(1)
+    expect(page.get_by_label("本文")).to_have_value("不審な通信の有無を確認してください。")
+    page.get_by_role("button", name="情報提供を発出").click()
+    visitor.checkpoint("advisory-issued")
+    advisory = Advisory.objects.get(title="制御系ネットワークの点検のお願い")
+    assert [entry.organization.name_ja for entry in advisory.audience.all()] == [OPERATOR_ORGANIZATION]

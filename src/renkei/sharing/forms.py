@@ -1,12 +1,17 @@
 """Forms for the information-sharing pages. They turn input into the services' dataclasses; the
 services decide and write. Choices offered are already narrowed to what the user may pick."""
 
+from dataclasses import dataclass
+
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import Q
+from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
+from renkei.core.choices import Action
 from renkei.core.forms import RenkeiForm
 from renkei.directory.choices import OrganizationType
 from renkei.directory.models import Organization, Sector, User
@@ -134,37 +139,169 @@ class AttachmentsField(forms.FileField):
         return attachments
 
 
-def parse_observables(text: str) -> list[ObservableInput]:
-    """One observable per line, `type value` (e.g. `ipv4-addr 203.0.113.5`). Every bad line is
-    reported with its number, so the reporter can fix them all at once."""
-    observables, errors = [], []
-    for number, line in enumerate(text.splitlines(), start=1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        kind, _space, value = line.partition(" ")
-        try:
-            if not value.strip():
-                raise ValidationError(
-                    _("write the type, a space, then the value (for example: ipv4-addr 203.0.113.5)."),
-                    code="observable_format",
-                )
-            observables.append(ObservableInput(kind, normalize_observable(kind, value)))
-        except ValidationError as error:
-            errors.append(
-                ValidationError(
-                    _("Line %(line)d: %(error)s"),
-                    params={"line": number, "error": " ".join(error.messages)},
-                    code="observable",
-                )
-            )
-    if errors:
-        raise ValidationError(errors)
-    return observables
+# --- Observables, one row each -------------------------------------------------------------------
+
+OBSERVABLE_DESCRIPTIONS = {
+    ObservableType.IPV4: _("IPv4 address"),
+    ObservableType.IPV6: _("IPv6 address"),
+    ObservableType.DOMAIN: _("Domain name"),
+    ObservableType.URL: _("URL"),
+    ObservableType.EMAIL: _("E-mail address"),
+    ObservableType.MAC: _("MAC address"),
+    ObservableType.ASN: _("Autonomous system number"),
+    ObservableType.MD5: _("MD5 file hash"),
+    ObservableType.SHA1: _("SHA-1 file hash"),
+    ObservableType.SHA256: _("SHA-256 file hash"),
+}
+# Without JavaScript, a new report offers this many empty rows (an update: this many more).
+OBSERVABLE_EMPTY_ROWS = 3
+OBSERVABLE_MAX_ROWS = 100
 
 
-def observables_text(observables) -> str:
-    return "\n".join(f"{o.type} {o.value}" for o in observables)
+def observable_type_choices() -> list[tuple[str, str]]:
+    """Each STIX name with what it means, e.g. “IPv4 address (ipv4-addr)”; the value is the name."""
+    return [("", _("Choose a type"))] + [
+        (kind.value, f"{OBSERVABLE_DESCRIPTIONS[kind]} ({kind.value})") for kind in ObservableType
+    ]
+
+
+class ObservableRowForm(RenkeiForm):
+    """One observable: its type and value. A row left empty is skipped, so it may also be cleared."""
+
+    type = forms.ChoiceField(label=_("Type"), required=False, choices=observable_type_choices)
+    value = forms.CharField(
+        label=_("Value"),
+        required=False,
+        max_length=2048,
+        widget=forms.TextInput(attrs={"class": "input--mono", "spellcheck": "false", "autocomplete": "off"}),
+    )
+
+    def clean(self):
+        data = super().clean()
+        kind, value = data.get("type"), (data.get("value") or "").strip()
+        if self.errors or (not kind and not value):
+            return data
+        if not kind:
+            self.add_error("type", _("Choose the type of this observable."))
+        elif not value:
+            self.add_error("value", _("Enter the value of this observable."))
+        else:
+            try:
+                data["observable"] = ObservableInput(kind, normalize_observable(kind, value))
+            except ValidationError as error:
+                self.add_error("value", error)
+        return data
+
+
+class BaseObservableRowFormSet(forms.BaseFormSet):
+    default_error_messages = {
+        "too_many_forms": _("Enter at most %(num)d observables; attach longer lists as a file."),
+    }
+
+    def observables(self) -> list[ObservableInput]:
+        """The valid rows' observables, in the order entered."""
+        return [form.cleaned_data["observable"] for form in self.forms if "observable" in form.cleaned_data]
+
+    def invalid_rows(self) -> list[int]:
+        """Row numbers (from 1, as the page shows them) that have a message."""
+        return [number for number, errors in enumerate(self.errors, start=1) if errors]
+
+
+ObservableRowFormSet = forms.formset_factory(
+    ObservableRowForm,
+    formset=BaseObservableRowFormSet,
+    extra=OBSERVABLE_EMPTY_ROWS,
+    max_num=OBSERVABLE_MAX_ROWS,
+    validate_max=True,
+)
+
+
+# --- Audience pickers: organizations and people found by search ----------------------------------
+
+# Matches shown per search; with more, the page asks for more of the name.
+PICKER_LIMIT = 20
+
+
+@dataclass(frozen=True)
+class PickerItem:
+    """One organization or person as a picker shows it: as a search result or as a chosen chip."""
+
+    pk: int
+    label: str
+    detail: str
+
+
+def addressable_organizations(user):
+    """The organizations `user` may name: those they may see that are active."""
+    return Organization.objects.restrict(user, Action.VIEW).filter(active=True)
+
+
+def addressable_people(user):
+    """The people `user` may name: those they may see whose accounts are active."""
+    return User.objects.restrict(user, Action.VIEW).filter(is_active=True)
+
+
+def _terms(query: str) -> list[str]:
+    # str.split() also splits at the full-width space of a Japanese keyboard.
+    return query.split()[:5]
+
+
+def organization_items(organizations) -> list[PickerItem]:
+    return [PickerItem(o.pk, o.name, o.get_type_display()) for o in organizations]
+
+
+def person_items(people) -> list[PickerItem]:
+    return [PickerItem(p.pk, str(p), p.username) for p in people]
+
+
+def search_organizations(user, query: str, *, exclude=()) -> list[PickerItem]:
+    """Organizations `user` may name whose Japanese or English name holds every word of `query`.
+    One more than PICKER_LIMIT comes back when there are more, so the page can say so."""
+    terms = _terms(query)
+    if not terms:
+        return []
+    organizations = addressable_organizations(user).exclude(pk__in=exclude)
+    for term in terms:
+        organizations = organizations.filter(Q(name_ja__icontains=term) | Q(name_en__icontains=term))
+    return organization_items(organizations.order_by("type", "name_ja")[: PICKER_LIMIT + 1])
+
+
+def search_people(user, query: str, *, exclude=()) -> list[PickerItem]:
+    """People `user` may name whose username, display name or name holds every word of `query`."""
+    terms = _terms(query)
+    if not terms:
+        return []
+    people = addressable_people(user).exclude(pk__in=exclude)
+    for term in terms:
+        people = people.filter(
+            Q(username__icontains=term)
+            | Q(display_name__icontains=term)
+            | Q(first_name__icontains=term)
+            | Q(last_name__icontains=term)
+        )
+    return person_items(people.order_by("username")[: PICKER_LIMIT + 1])
+
+
+# Each picker by its field name: how it searches, and how it shows what is already chosen.
+PICKERS = {"organizations": search_organizations, "people": search_people}
+PICKER_ITEMS = {"organizations": organization_items, "people": person_items}
+PICKER_BUTTONS = ("search", "add", "remove")
+
+
+def picker_ids(values) -> list[int]:
+    """The well-formed ids among posted `values`, in order, each once."""
+    return list(dict.fromkeys(int(v) for v in values or () if str(v).isdigit()))
+
+
+class PickerField(forms.ModelMultipleChoiceField):
+    """Ids chosen in a picker, posted as one hidden input each; only ids from `queryset` pass."""
+
+    widget = forms.MultipleHiddenInput
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("queryset", Organization.objects.none())
+        super().__init__(**kwargs)
 
 
 def _usernames(text: str) -> list[str]:
@@ -314,23 +451,40 @@ class ReportContentForm(TlpChoicesMixin, RenkeiForm):
         widget=forms.Textarea(attrs={"rows": 8}),
         help_text=_("What happened, in Japanese or English. Shown as plain text."),
     )
-    observables = forms.CharField(
-        label=_("Observables"),
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 4, "class": "input--mono", "spellcheck": "false"}),
-        help_text=_(
-            "One per line: the type, a space, the value, e.g. “ipv4-addr 203.0.113.5”. Types: %(types)s."
-        )
-        % {"types": ", ".join(ObservableType.values)},
-    )
     attachments = AttachmentsField(
         label=_("Attachments"),
         help_text=_("Any number of files, each up to %(limit)d MB. They are offered only as downloads.")
         % {"limit": settings.RENKEI_ATTACHMENT_MAX_BYTES // (1024 * 1024)},
     )
 
-    def clean_observables(self):
-        return parse_observables(self.cleaned_data["observables"])
+    def __init__(self, *args, observables=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        # The observables are rows of their own, posted with the rest of the form.
+        self.observable_rows = ObservableRowFormSet(
+            self.data if self.is_bound else None,
+            prefix="observables",
+            initial=[{"type": o.type, "value": o.value} for o in observables],
+        )
+
+    def clean(self):
+        data = super().clean()
+        rows = self.observable_rows
+        if rows.is_valid():
+            data["observables"] = rows.observables()
+            return data
+        for error in rows.non_form_errors():
+            self.add_error(None, error)
+        if invalid := rows.invalid_rows():
+            self.add_error(
+                None,
+                ngettext(
+                    "The observable in row %(rows)s needs attention; see the message there.",
+                    "The observables in rows %(rows)s need attention; see the messages there.",
+                    len(invalid),
+                )
+                % {"rows": ", ".join(map(str, invalid))},
+            )
+        return data
 
     def content(self) -> dict:
         data = self.cleaned_data
@@ -349,11 +503,12 @@ class ReportContentForm(TlpChoicesMixin, RenkeiForm):
             "area",
             "affected_services",
             "narrative",
-            "observables",
             "attachments",
         ]
         # A form may drop a field (an update cannot change the kind); what it has, it returns.
-        return {name: data[name] for name in names if name in self.fields}
+        return {name: data[name] for name in names if name in self.fields} | {
+            "observables": data["observables"]
+        }
 
 
 class ReportForm(OrganizationChoiceMixin, ReportContentForm):
@@ -454,9 +609,9 @@ class ReportUpdateForm(ReportContentForm):
                 "area": version.area,
                 "affected_services": version.affected_services,
                 "narrative": version.narrative,
-                "observables": observables_text(version.observables.all()),
             },
         )
+        kwargs.setdefault("observables", version.observables.order_by("pk"))
         super().__init__(*args, **kwargs)
         # The kind is fixed by the initial report.
         del self.fields["kind"]
@@ -586,14 +741,21 @@ class AdvisoryForm(OrganizationChoiceMixin, TlpChoicesMixin, RenkeiForm):
         choices=[(t.value, t.label) for t in OrganizationType if t != OrganizationType.PUBLIC],
         widget=forms.CheckboxSelectMultiple,
     )
-    organizations = forms.ModelMultipleChoiceField(
+    organizations = PickerField(
         label=_("Organizations"),
-        required=False,
-        queryset=Organization.objects.none(),
-        widget=forms.SelectMultiple(attrs={"size": 8}),
+        help_text=_("Find each organization by its Japanese or English name and add it."),
+        error_messages={
+            "invalid_choice": _("Organization %(value)s is not one you can choose."),
+            "invalid_pk_value": _("“%(pk)s” is not an organization id."),
+        },
     )
-    people = forms.CharField(
-        label=_("People (usernames)"), required=False, help_text=_("Separated by spaces.")
+    people = PickerField(
+        label=_("Named people"),
+        help_text=_("Find each person by name or username and add them."),
+        error_messages={
+            "invalid_choice": _("Person %(value)s is not one you can choose."),
+            "invalid_pk_value": _("“%(pk)s” is not a person's id."),
+        },
     )
     ack_required = forms.BooleanField(label=_("Recipients must acknowledge"), required=False)
     ack_due = local_datetime_field(_("Acknowledge by"), required=False)
@@ -605,18 +767,76 @@ class AdvisoryForm(OrganizationChoiceMixin, TlpChoicesMixin, RenkeiForm):
         widget=forms.MultipleHiddenInput,
     )
 
-    def __init__(self, *args, issuers, user, **kwargs):
+    def __init__(self, *args, issuers, user, queries=None, focus="", **kwargs):
         super().__init__(*args, **kwargs)
+        self.issuers = issuers
         self.user = user
         self.offer_organizations(issuers)
         self.fields["source_reports"].queryset = Report.objects.restrict(user)
         self.fields["sectors"].queryset = Sector.objects.restrict(user).filter(active=True)
-        self.fields["organizations"].queryset = (
-            Organization.objects.restrict(user).filter(active=True).order_by("type", "name_ja")
+        self.fields["organizations"].queryset = addressable_organizations(user)
+        self.fields["people"].queryset = addressable_people(user)
+        # What each picker was last asked, when the page comes back from a picker's button, and
+        # the picker whose button it was (the page returns with the focus there).
+        self.queries = queries or {}
+        self.focus = focus
+
+    # Without JavaScript, a picker's buttons (search, add, remove) submit the whole form back to
+    # the page, which returns with the search results and chips and nothing issued. With it, the
+    # same buttons work in place and never submit.
+
+    def _pressed_picker(self) -> str:
+        """The picker whose button posted the form, if one did."""
+        return next(
+            (name for name in PICKERS for verb in PICKER_BUTTONS if f"{name}_{verb}" in self.data), ""
         )
 
-    def clean_people(self):
-        return resolve_people(self.cleaned_data["people"], self.user)
+    def picker_pressed(self) -> bool:
+        """Whether the form was posted by a picker's button (or by Enter, see the template)
+        rather than by "Issue advisory"."""
+        return "_refresh" in self.data or bool(self._pressed_picker())
+
+    def picked(self) -> "AdvisoryForm":
+        """This form again, unbound (so no messages yet), holding what was entered with the
+        pressed button's change to the chosen organizations or people."""
+        values = {
+            name: field.widget.value_from_datadict(self.data, self.files, self.add_prefix(name))
+            for name, field in self.fields.items()
+        }
+        for name in PICKERS:
+            removed = self.data.get(f"{name}_remove")
+            kept = [value for value in values[name] if value != removed]
+            values[name] = picker_ids([*kept, self.data.get(f"{name}_add", "")])
+        return type(self)(
+            issuers=self.issuers,
+            user=self.user,
+            initial=values,
+            queries={name: self.data.get(f"{name}_q", "").strip()[:200] for name in PICKERS},
+            focus=self._pressed_picker(),
+        )
+
+    def chosen(self, name: str) -> list[PickerItem]:
+        """The picker's chosen organizations or people that the user may name, in the order chosen."""
+        ids = picker_ids(self[name].value())
+        items = PICKER_ITEMS[name](self.fields[name].queryset.filter(pk__in=ids))
+        found = {item.pk: item for item in items}
+        return [found[pk] for pk in ids if pk in found]
+
+    @cached_property
+    def pickers(self) -> dict[str, dict]:
+        """What the page shows for each picker: chips, the last search and its results."""
+        pickers = {}
+        for name, search in PICKERS.items():
+            query = self.queries.get(name, "")
+            pickers[name] = {
+                "field": self[name],
+                "chosen": self.chosen(name),
+                "query": query,
+                "results": search(self.user, query, exclude=picker_ids(self[name].value())) if query else [],
+                "limit": PICKER_LIMIT,
+                "focus": self.focus == name,
+            }
+        return pickers
 
     def clean(self):
         data = super().clean()
@@ -641,7 +861,7 @@ class AdvisoryForm(OrganizationChoiceMixin, TlpChoicesMixin, RenkeiForm):
             sectors=list(data["sectors"]),
             organization_types=list(data["organization_types"]),
             organizations=list(data["organizations"]),
-            people=data["people"],
+            people=list(data["people"]),
             ack_required=data["ack_required"],
             ack_due=data["ack_due"],
             source_reports=list(data["source_reports"]),

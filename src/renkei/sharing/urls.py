@@ -33,5 +33,6 @@ urlpatterns = [
         views.advisory_acknowledgements,
         name="advisory_acknowledgements",
     ),
+    path("pickers/<slug:name>/", views.picker_results, name="picker_results"),
     path("inbox/", views.inbox, name="inbox"),
 ]

@@ -29,6 +29,8 @@ from renkei.sharing.deadlines import stage_deadlines
 from renkei.sharing.delivery import acknowledgement_reminders, advisory_recipient_memberships
 from renkei.sharing.forms import (
     ISSUER_TYPES,
+    PICKER_LIMIT,
+    PICKERS,
     TLP_EXPLANATIONS,
     AcknowledgeForm,
     AdvisoryForm,
@@ -43,6 +45,7 @@ from renkei.sharing.forms import (
     ReportFilterForm,
     ReportForm,
     ReportUpdateForm,
+    picker_ids,
 )
 from renkei.sharing.models import (
     FORWARD_ROLES,
@@ -515,7 +518,10 @@ def advisory_create(request):
     # Starting from a report's page names it as the advisory's source.
     initial = {"source_reports": request.GET.getlist("report")}
     form = AdvisoryForm(request.POST or None, issuers=issuers, user=user, initial=initial)
-    if request.method == "POST" and form.is_valid():
+    if request.method == "POST" and form.picker_pressed():
+        # Without JavaScript: a picker's search, add or remove, not the advisory yet.
+        form = form.picked()
+    elif request.method == "POST" and form.is_valid():
         try:
             advisory = services.advisory_issue(
                 issuer=user, organization=form.cleaned_data["organization"], data=form.advisory_input()
@@ -533,6 +539,18 @@ def advisory_create(request):
         "nav_section": "advisories",
     }
     return render(request, "sharing/advisory_form.html", context)
+
+
+@login_required
+def picker_results(request, name):
+    """A picker's search results as you type (htmx): organizations or people the user may see,
+    without those already chosen. Without JavaScript, the form's own Search button does this."""
+    if name not in PICKERS:
+        raise Http404
+    query = request.GET.get(f"{name}_q", "").strip()[:200]
+    results = PICKERS[name](request.user, query, exclude=picker_ids(request.GET.getlist(name)))
+    context = {"name": name, "query": query, "results": results, "limit": PICKER_LIMIT}
+    return render(request, "sharing/includes/picker_results.html", context)
 
 
 def _valid_ids(values) -> list[uuid.UUID]:

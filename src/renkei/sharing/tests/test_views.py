@@ -16,7 +16,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from renkei.audit.models import AuditRecord
 from renkei.directory.choices import Role
-from renkei.directory.tests.factories import member
+from renkei.directory.tests.factories import OrganizationFactory, member
 from renkei.sharing.choices import CommentKind, Tlp
 from renkei.sharing.models import (
     Acknowledgement,
@@ -62,6 +62,14 @@ def detail(report) -> str:
     return reverse("sharing:report_detail", kwargs={"pk": report.pk})
 
 
+def observable_rows(*rows: tuple[str, str], initial: int = 0) -> dict:
+    """Observable rows as the report forms post them: `(type, value)` per row, in order."""
+    data = {"observables-TOTAL_FORMS": str(len(rows)), "observables-INITIAL_FORMS": str(initial)}
+    for index, (kind, value) in enumerate(rows):
+        data |= {f"observables-{index}-type": kind, f"observables-{index}-value": value}
+    return data
+
+
 def report_post(community, **overrides) -> dict:
     detected = timezone.localtime(timezone.now() - dt.timedelta(hours=1))
     data = {
@@ -73,8 +81,8 @@ def report_post(community, **overrides) -> dict:
         "cause": "intentional.intrusion",
         "service_state": "degraded",
         "narrative": "不審な通信を検知した。",
-        "observables": "ipv4-addr 203.0.113.5\ndomain-name evil.example.com",
         "tlp": "AMBER",
+        **observable_rows(("ipv4-addr", "203.0.113.5"), ("domain-name", "evil.example.com"), ("", "")),
     }
     return data | overrides
 
@@ -160,15 +168,93 @@ def test_operator_submits_a_report_with_observables_and_attachments(community):
     assert "203.0.113.5" in page and "page.html" in page
 
 
-def test_bad_observables_are_reported_line_by_line_and_nothing_is_written(community):
+def test_report_form_offers_empty_observable_rows_without_javascript(community):
+    response = signed_in(community.bank_a_reporter, "ja").get(reverse("sharing:report_create"))
+    rows = response.context["form"].observable_rows
+    assert len(rows.forms) == 3 and not rows.initial_form_count()
+    html = response.content.decode()
+    # Three rows a browser without JavaScript can fill in; the buttons to add and remove rows
+    # are hidden until the script shows them.
+    assert len(re.findall(r'<select name="observables-\d-type"', html)) == 3
+    assert "data-rows-add hidden" in html and "__prefix__" in html  # the template for added rows
+    assert 'value="ipv4-addr"' in html and 'src="/static/renkei/js/forms.js"' in html
+
+
+def test_observable_rows_skip_empty_and_removed_rows(community):
     client = signed_in(community.bank_a_reporter)
-    observables = "ipv4-addr 203.0.113.5\nipv4-addr 999.1.1.1\n\nbogus-type x\njustonetoken"
-    response = client.post(reverse("sharing:report_create"), report_post(community, observables=observables))
+    # Row 1 was removed in the page (its index is simply missing); rows 2 and 4 were left empty.
+    rows = observable_rows(
+        ("domain-name", "EVIL.example.com."), ("", ""), ("url", "https://evil.example.com/x"), ("", "")
+    )
+    rows |= {
+        "observables-TOTAL_FORMS": "5",
+        "observables-4-type": "ipv4-addr",
+        "observables-4-value": " 203.0.113.5",
+    }
+    del rows["observables-1-type"], rows["observables-1-value"]
+    response = client.post(reverse("sharing:report_create"), report_post(community) | rows)
+    assert response.status_code == 302
+    version = Report.objects.get().versions.get()
+    assert list(version.observables.order_by("pk").values_list("type", "value")) == [
+        ("domain-name", "evil.example.com"),
+        ("url", "https://evil.example.com/x"),
+        ("ipv4-addr", "203.0.113.5"),
+    ]
+
+
+def test_bad_observable_rows_are_shown_on_their_rows_and_nothing_is_written(community):
+    client = signed_in(community.bank_a_reporter)
+    rows = observable_rows(
+        ("ipv4-addr", "203.0.113.5"),
+        ("ipv4-addr", "999.1.1.1"),
+        ("", ""),
+        ("", "198.51.100.7"),
+        ("domain-name", ""),
+        ("hostname", "a.example"),
+    )
+    response = client.post(reverse("sharing:report_create"), report_post(community) | rows)
     assert response.status_code == 200
-    errors = response.context["form"].errors["observables"]
-    assert errors[0].startswith("Line 2:") and "999.1.1.1" in errors[0]
-    assert errors[1].startswith("Line 4:") and "bogus-type" in errors[1]
-    assert errors[2].startswith("Line 5:")
+    form = response.context["form"]
+    errors = form.observable_rows.errors
+    assert errors[0] == {} and errors[2] == {}
+    assert errors[1] == {"value": ["999.1.1.1 is not a valid ipv4-addr."]}
+    assert errors[3] == {"type": ["Choose the type of this observable."]}
+    assert errors[4] == {"value": ["Enter the value of this observable."]}
+    assert list(errors[5]) == ["type"]
+    assert form.non_field_errors() == [
+        "The observables in rows 2, 4, 5, 6 need attention; see the messages there."
+    ]
+    assert not Report.objects.exists()
+    # Each message sits under its own row, tied to the field it is about; what was typed stays.
+    html = response.content.decode()
+    assert re.search(r'name="observables-1-value" value="999.1.1.1"[^>]*aria-invalid="true"', html)
+    assert 'aria-describedby="id_observables-1-value_error"' in html
+    assert (
+        '<ul class="errorlist" id="id_observables-1-value_error"><li>999.1.1.1 is not a valid ipv4-addr.'
+        in html
+    )
+
+    # In Japanese, the default.
+    response = signed_in(community.bank_a_reporter, "ja").post(
+        reverse("sharing:report_create"), report_post(community) | rows
+    )
+    assert "999.1.1.1 は正しい ipv4-addr ではありません。" in response.content.decode()
+    assert not Report.objects.exists()
+
+
+def test_observable_rows_without_their_management_data_or_too_many_are_refused(community):
+    client = signed_in(community.bank_a_reporter)
+    data = {k: v for k, v in report_post(community).items() if not k.startswith("observables-")}
+    data["observables"] = "ipv4-addr 203.0.113.5"  # the old one-line-each text is not read
+    response = client.post(reverse("sharing:report_create"), data)
+    assert response.status_code == 200 and "ManagementForm" in str(
+        response.context["form"].non_field_errors()
+    )
+    many = observable_rows(*[("ipv4-addr", f"198.51.100.{n}") for n in range(101)])
+    response = client.post(reverse("sharing:report_create"), report_post(community) | many)
+    assert response.context["form"].non_field_errors() == [
+        "Enter at most 100 observables; attach longer lists as a file."
+    ]
     assert not Report.objects.exists()
 
 
@@ -200,9 +286,20 @@ def test_only_reporting_roles_get_the_report_form(community):
 
 
 def test_reporter_adds_an_update_and_the_versions_show_what_changed(community):
-    report = report_for(community.bank_a_reporter, community.bank_a)
+    report = report_for(
+        community.bank_a_reporter,
+        community.bank_a,
+        observables=[("ipv4-addr", "203.0.113.5"), ("domain-name", "evil.example.com")],
+    )
     client = signed_in(community.bank_a_reporter)
     form = client.get(reverse("sharing:report_update", kwargs={"pk": report.pk})).context["form"]
+    # The current observables fill the first rows; empty ones follow for more.
+    rows = form.observable_rows
+    assert [(row["type"].value(), row["value"].value()) for row in rows][:3] == [
+        ("ipv4-addr", "203.0.113.5"),
+        ("domain-name", "evil.example.com"),
+        (None, None),
+    ]
     data = {name: form[name].value() for name in form.fields if name != "attachments"}
     data = {k: v for k, v in data.items() if v not in (None, False)}
     data |= {
@@ -212,12 +309,30 @@ def test_reporter_adds_an_update_and_the_versions_show_what_changed(community):
         "detected_at": timezone.localtime(report.detected_at).strftime("%Y-%m-%dT%H:%M"),
         "occurred_at": timezone.localtime(report.occurred_at).strftime("%Y-%m-%dT%H:%M"),
     }
+    # The first row is cleared (left out), the second kept, one added in an empty row.
+    data |= observable_rows(
+        ("", ""), ("domain-name", "evil.example.com"), ("file:hashes.SHA-256", "A" * 64), initial=2
+    )
     response = client.post(reverse("sharing:report_update", kwargs={"pk": report.pk}), data)
     assert response.status_code == 302
     report.refresh_from_db()
     assert report.version_count == 2 and report.stage == "final" and report.status == "resolved"
+    latest = report.versions.get(number=2)
+    assert list(latest.observables.order_by("pk").values_list("type", "value")) == [
+        ("domain-name", "evil.example.com"),
+        ("file:hashes.SHA-256", "a" * 64),
+    ]
     versions = signed_in(community.fsa_coordinator).get(detail(report)).context["versions"]
     assert "narrative" in versions[1][1] and "title" not in versions[1][1]
+    # A bad row in an update: nothing is added.
+    data |= observable_rows(("mac-addr", "not-a-mac"), initial=2)
+    response = client.post(reverse("sharing:report_update", kwargs={"pk": report.pk}), data)
+    assert response.status_code == 200
+    assert response.context["form"].observable_rows.errors[0] == {
+        "value": ["not-a-mac is not a valid mac-addr."]
+    }
+    report.refresh_from_db()
+    assert report.version_count == 2
     # The ministry may read the report but not add versions to it.
     assert (
         signed_in(community.fsa_coordinator)
@@ -441,6 +556,189 @@ def test_advisory_form_errors_and_who_may_issue(community):
     )
     assert response.status_code == 200 and response.context["form"].errors
     assert not Advisory.objects.exists()
+
+
+def advisory_post(organization, **audience) -> dict:
+    return {
+        "organization": organization.pk,
+        "title": "VPN機器の脆弱性",
+        "body": "至急パッチを適用してください。",
+        "severity": "high",
+        "tlp": "AMBER",
+    } | audience
+
+
+def picker(client, name: str, query: str, **params):
+    return client.get(
+        reverse("sharing:picker_results", kwargs={"name": name}),
+        {f"{name}_q": query, **params},
+        HTTP_HX_REQUEST="true",
+    )
+
+
+def test_picker_finds_organizations_the_user_may_see_by_japanese_or_english_name(sharing_community):
+    c = sharing_community
+    closed = OrganizationFactory(name_ja="閉鎖した銀行", name_en="Closed Bank", active=False)
+    client = signed_in(c.nisc_coordinator)
+    response = picker(client, "organizations", "銀行")
+    found = {item.pk for item in response.context["results"]}
+    assert {c.bank_a.pk, c.bank_b.pk, c.bank_ceptoar.pk} <= found and closed.pk not in found
+    assert "<html" not in response.content.decode()  # a fragment for htmx
+    # By English name, every word; and without those already chosen.
+    response = picker(client, "organizations", "bank momiji")
+    assert [item.pk for item in response.context["results"]] == [c.bank_b.pk]
+    response = picker(client, "organizations", "Bank", organizations=[c.bank_a.pk, "junk"])
+    found = {item.pk for item in response.context["results"]}
+    assert c.bank_b.pk in found and c.bank_a.pk not in found
+    html = response.content.decode()
+    assert f'name="organizations_add" value="{c.bank_b.pk}"' in html
+    assert f'<input type="hidden" name="organizations" value="{c.bank_b.pk}">' in html  # its chip
+    # An international partner sees only itself and the national centre, in search as everywhere.
+    partner = signed_in(c.partner_analyst)
+    assert picker(partner, "organizations", "Bank").context["results"] == []
+    assert [item.pk for item in picker(partner, "organizations", "Partner").context["results"]] == [
+        c.partner.pk
+    ]
+    assert [item.pk for item in picker(partner, "organizations", c.nisc.name_ja).context["results"]] == [
+        c.nisc.pk
+    ]
+    assert "Nothing matches" in picker(partner, "organizations", "Bank").content.decode()
+    # Nothing typed, nothing listed; an unknown picker is missing; signed-out people go to log in.
+    assert picker(client, "organizations", " ").context["results"] == []
+    assert picker(client, "sectors", "金融").status_code == 404
+    assert picker(Client(), "organizations", "銀行").status_code == 302
+
+
+def test_picker_finds_people_by_username_or_name_within_the_users_chain(sharing_community):
+    c = sharing_community
+    c.bank_b_officer.display_name = "山田 花子"
+    c.bank_b_officer.save(update_fields=["display_name"])
+    fsa = signed_in(c.fsa_coordinator)
+    assert [item.pk for item in picker(fsa, "people", "山田").context["results"]] == [c.bank_b_officer.pk]
+    assert [item.label for item in picker(fsa, "people", "bank_b_off").context["results"]] == ["山田 花子"]
+    # The hospital is outside the finance ministry's chain: its people are not found.
+    assert picker(fsa, "people", "hospital").context["results"] == []
+    nisc = signed_in(c.nisc_coordinator)
+    assert [item.pk for item in picker(nisc, "people", "hospital").context["results"]] == [
+        c.hospital_reporter.pk
+    ]
+
+
+def test_many_matches_are_cut_short_with_a_request_for_more_of_the_name(community):
+    for number in range(25):
+        OrganizationFactory(name_ja=f"信用金庫{number:02d}", name_en=f"Shinkin {number:02d}")
+    response = picker(signed_in(community.nisc_coordinator), "organizations", "信用金庫")
+    html = response.content.decode()
+    assert html.count('name="organizations_add"') == 20
+    assert "More than 20 match" in html
+
+
+def test_advisory_to_organizations_and_people_chosen_in_the_pickers(sharing_community):
+    c = sharing_community
+    client = signed_in(c.nisc_coordinator)
+    response = client.post(
+        reverse("sharing:advisory_create"),
+        advisory_post(c.nisc, organizations=[c.bank_b.pk, c.hospital.pk], people=[c.bank_a_officer.pk]),
+    )
+    advisory = Advisory.objects.get()
+    assert response.status_code == 302
+    assert {entry.organization for entry in advisory.audience.filter(organization__isnull=False)} == {
+        c.bank_b,
+        c.hospital,
+    }
+    assert [entry.user for entry in advisory.audience.filter(user__isnull=False)] == [c.bank_a_officer]
+
+
+def test_advisory_refuses_ids_posted_by_hand_that_the_issuer_may_not_name(sharing_community):
+    c = sharing_community
+    closed = OrganizationFactory(name_ja="閉鎖した銀行", active=False)
+    fsa = signed_in(c.fsa_coordinator)
+    # An inactive organization, never offered by the picker, and a person outside the ministry's chain.
+    response = fsa.post(
+        reverse("sharing:advisory_create"),
+        advisory_post(c.fsa, organizations=[c.bank_b.pk, closed.pk], people=[c.hospital_reporter.pk]),
+    )
+    assert response.status_code == 200
+    errors = response.context["form"].errors
+    assert errors["organizations"] == [f"Organization {closed.pk} is not one you can choose."]
+    assert errors["people"] == [f"Person {c.hospital_reporter.pk} is not one you can choose."]
+    # Back on the page, only what the issuer may name is still chosen.
+    pickers = response.context["form"].pickers
+    assert [item.pk for item in pickers["organizations"]["chosen"]] == [c.bank_b.pk]
+    assert pickers["people"]["chosen"] == []
+    # An organization the ministry may see but not address (outside the sectors it oversees):
+    # the service refuses, on the picker.
+    response = fsa.post(
+        reverse("sharing:advisory_create"), advisory_post(c.fsa, organizations=[c.hospital.pk])
+    )
+    assert response.status_code == 200
+    assert "outside the audience" in response.context["form"].errors["organizations"][0]
+    response = fsa.post(reverse("sharing:advisory_create"), advisory_post(c.fsa, organizations=["x"]))
+    assert response.context["form"].errors["organizations"] == ["“x” is not an organization id."]
+    assert not Advisory.objects.exists()
+
+
+def test_pickers_work_without_javascript_through_the_forms_own_buttons(sharing_community):
+    c = sharing_community
+    client = signed_in(c.nisc_coordinator)
+    url = reverse("sharing:advisory_create")
+    typed = advisory_post(c.nisc, title="", sectors=[c.finance.pk])  # half-filled: no messages yet
+    # Search: the page comes back with the matches, focus on the search box, and nothing issued.
+    response = client.post(url, typed | {"organizations_q": "銀行", "organizations_search": "1"})
+    assert response.status_code == 200
+    form = response.context["form"]
+    assert not form.is_bound and not form.errors
+    assert {c.bank_a.pk, c.bank_b.pk} <= {item.pk for item in form.pickers["organizations"]["results"]}
+    html = response.content.decode()
+    assert re.search(r'name="organizations_q" value="銀行"[^>]*autofocus', html)
+    assert 'value="VPN機器の脆弱性"' not in html and "至急パッチを適用してください。" in html  # as typed
+    assert re.search(rf'name="sectors" value="{c.finance.pk}"[^>]*checked', html)
+    # Add, then another, then remove the first: each time the page keeps what was typed.
+    response = client.post(url, typed | {"organizations_q": "銀行", "organizations_add": str(c.bank_a.pk)})
+    form = response.context["form"]
+    assert [item.pk for item in form.pickers["organizations"]["chosen"]] == [c.bank_a.pk]
+    assert c.bank_a.pk not in {item.pk for item in form.pickers["organizations"]["results"]}
+    chosen = {"organizations": [c.bank_a.pk]}
+    response = client.post(url, typed | chosen | {"organizations_add": str(c.bank_b.pk)})
+    assert [item.pk for item in response.context["form"].pickers["organizations"]["chosen"]] == [
+        c.bank_a.pk,
+        c.bank_b.pk,
+    ]
+    chosen = {"organizations": [c.bank_a.pk, c.bank_b.pk]}
+    response = client.post(url, typed | chosen | {"organizations_remove": str(c.bank_a.pk)})
+    assert [item.pk for item in response.context["form"].pickers["organizations"]["chosen"]] == [c.bank_b.pk]
+    # People the same way.
+    response = client.post(url, typed | {"people_q": "bank_a_off", "people_search": "1"})
+    assert [item.pk for item in response.context["form"].pickers["people"]["results"]] == [
+        c.bank_a_officer.pk
+    ]
+    # Enter in a text field presses the first, hidden button: the page comes back, nothing issued.
+    response = client.post(url, advisory_post(c.nisc, all_ci="on") | {"_refresh": "1"})
+    assert response.status_code == 200 and not response.context["form"].errors
+    assert not Advisory.objects.exists()
+    # The real button issues it, with the chips' ids.
+    response = client.post(url, advisory_post(c.nisc, organizations=[c.bank_b.pk]))
+    assert response.status_code == 302
+    assert Advisory.objects.get().audience.get().organization == c.bank_b
+
+
+def test_advisory_form_has_labelled_pickers_and_no_inline_code(community):
+    response = signed_in(community.nisc_coordinator, "ja").get(reverse("sharing:advisory_create"))
+    html = response.content.decode()
+    for name in ("organizations", "people"):
+        assert f'<label class="picker__label" for="id_{name}_q">' in html
+        assert f'hx-get="/sharing/pickers/{name}/"' in html and f'hx-include="#id_{name}_chosen"' in html
+        assert f'<button class="button button--secondary" type="submit" name="{name}_search"' in html
+    assert "<select" not in html.split('id="id_organizations_chosen"')[1].split("</fieldset>")[0]
+    for page in (reverse("sharing:advisory_create"), reverse("sharing:report_create")):
+        user = community.nisc_coordinator if "advisories" in page else community.bank_a_reporter
+        html = signed_in(user).get(page).content.decode()
+        assert " style=" not in html and "<style" not in html and not re.search(r"\son[a-z]+=", html)
+        for attributes, body in re.findall(r"<script([^>]*)>(.*?)</script>", html, re.DOTALL):
+            assert 'src="/static/' in attributes and not body.strip()
+    # The script is served from here, like htmx.
+    script = Client().get("/static/renkei/js/forms.js")
+    assert script.status_code == 200 and b"data-picker" in b"".join(script.streaming_content)
 
 
 def test_ceptoar_member_acknowledges_from_the_inbox(community):

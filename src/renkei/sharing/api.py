@@ -889,16 +889,23 @@ def advisory_create(request: HttpRequest, payload: AdvisoryIn):
     user = request.auth
     organization = _acting_organization(user, payload.organization, FORWARD_ROLES, types=ISSUER_TYPES)
     audience = payload.audience
+    # Resolved through the access function: an organization or person the issuer may not see is
+    # as unknown as one that does not exist.
+    problems = _Problems()
+    sectors = _sectors(problems, user, audience.sectors, "audience.sectors")
+    organizations = _organizations(problems, user, audience.organizations, "audience.organizations")
+    people = _people(problems, user, audience.people, "audience.people")
+    problems.raise_any()
     data = services.AdvisoryInput(
         title=payload.title,
         body=payload.body,
         severity=payload.severity,
         tlp=payload.tlp,
         all_ci=audience.all_ci,
-        sectors=audience.sectors,
+        sectors=sectors,
         organization_types=[str(t) for t in audience.organization_types],
-        organizations=audience.organizations,
-        people=audience.people,
+        organizations=organizations,
+        people=people,
         ack_required=payload.ack_required,
         ack_due=_aware(payload.ack_due),
         source_reports=[str(pk) for pk in payload.source_reports],

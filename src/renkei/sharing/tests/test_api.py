@@ -739,6 +739,22 @@ def test_advisory_audience_errors_name_the_audience_fields(client, community, he
     assert Advisory.objects.count() == before
 
 
+def test_advisory_audience_outside_what_the_issuer_may_see_is_unknown(client, community, headers):
+    """A person outside the CEPTOAR's chain gets the same answer as one that does not exist."""
+    auth = headers(community.ceptoar_officer)
+
+    def people_error(username: str) -> str:
+        response = post_json(client, ADVISORIES, advisory_body(audience={"people": [username]}), auth)
+        assert response.status_code == 422
+        (problem,) = response.json()["invalid_params"]
+        assert problem["name"] == "audience.people"
+        return problem["reason"].replace(username, "<name>")
+
+    assert people_error("hospital_reporter") == people_error("nobody_at_all")
+    assert "<name>" in people_error("nobody_at_all")
+    assert not Advisory.objects.exists()
+
+
 def test_inbox_ack_and_the_issuers_table(client, community, headers, django_assert_max_num_queries):
     advisory = advisory_for(community.nisc_coordinator, sectors=[community.finance], ack_required=True)
     delivery.fan_out_advisory(advisory_id=str(advisory.pk))

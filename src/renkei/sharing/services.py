@@ -465,8 +465,9 @@ def report_update(
 
 
 def _notify_report(report: Report, event: str) -> None:
-    report_id = str(report.pk)
-    transaction.on_commit(lambda: report_notify.enqueue(report_id=report_id, event=event))
+    # Queued in the change's own transaction (tasks live in the same database): the notification
+    # exists exactly when the change does, even if the process dies right after the commit.
+    report_notify.enqueue(report_id=str(report.pk), event=event)
 
 
 def _may(user: User, report: Report, action: str) -> bool:
@@ -1026,8 +1027,7 @@ def advisory_issue(*, issuer: User, organization: Organization, data: AdvisoryIn
         obj=advisory,
         after=snapshot(advisory) | {"audience": [snapshot(entry) for entry in advisory.audience.all()]},
     )
-    advisory_id = str(advisory.pk)
-    transaction.on_commit(lambda: advisory_fan_out.enqueue(advisory_id=advisory_id))
+    advisory_fan_out.enqueue(advisory_id=str(advisory.pk))  # in this transaction, as _notify_report
     return advisory
 
 

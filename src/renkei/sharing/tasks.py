@@ -1,4 +1,4 @@
-"""Background delivery of sharing notifications (queued by services with transaction.on_commit).
+"""Background delivery of sharing notifications (queued by services inside the change's transaction).
 
 The work itself lives in delivery.py and webhooks.py; these are the queue's entry points.
 """

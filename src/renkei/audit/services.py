@@ -9,6 +9,7 @@ import uuid
 from dataclasses import dataclass
 
 from django.db import models, transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from renkei.audit.models import AuditAction, AuditChainHead, AuditRecord
@@ -182,33 +183,40 @@ class ChainCheck:
 
 def audit_verify(*, batch_size: int = 2000) -> ChainCheck:
     """Seal what has committed, then walk the chain up to its head; report the first record whose
-    link or content does not match.
+    place, link or content does not match.
 
     The head is read first, so records sealed while the walk runs are left for the next check
-    instead of looking like a mismatch; a chain shorter than its head has lost records.
+    instead of looking like a mismatch; a chain shorter than its head has lost records, and a sealed
+    record beyond the head was cut off the chain's end.
     """
     audit_seal()
     head = AuditChainHead.objects.filter(pk=1).first()
     length = head.length if head is not None else 0
     prev_hash = GENESIS_HASH
     checked = 0
-    last_seq = 0
     while checked < length:
         batch = list(
-            AuditRecord.objects.filter(seq__gt=last_seq).order_by("seq")[: min(batch_size, length - checked)]
+            AuditRecord.objects.filter(seq__gt=checked).order_by("seq")[: min(batch_size, length - checked)]
         )
         if not batch:
             break
         for record in batch:
-            if record.prev_hash != prev_hash:
+            # The hashes do not cover `seq`: a gap in the places is a record moved out of the chain.
+            if record.seq != checked + 1 or record.prev_hash != prev_hash:
                 return ChainCheck(False, checked, record.pk, "link")
             if _hash_of(record) != record.hash:
                 return ChainCheck(False, checked, record.pk, "content")
             prev_hash = record.hash
             checked += 1
-        last_seq = batch[-1].seq
     if checked < length or (head is not None and head.last_hash != prev_hash):
         return ChainCheck(False, checked, None, "truncated")
     if head is None and AuditRecord.objects.filter(seq__isnull=False).exists():
         return ChainCheck(False, 0, AuditRecord.objects.order_by("seq").first().pk, "link")
+    # Sealing raises the head in the same transaction as it seals, so the highest place read first
+    # can only be beyond the head read after it if the head was wound back over sealed records.
+    highest = AuditRecord.objects.aggregate(highest=Max("seq"))["highest"] or 0
+    head_after = AuditChainHead.objects.filter(pk=1).values_list("length", flat=True).first() or 0
+    if highest > head_after:
+        beyond = AuditRecord.objects.filter(seq__gt=head_after).order_by("seq").first()
+        return ChainCheck(False, checked, beyond.pk, "beyond_head")
     return ChainCheck(True, checked)

@@ -5,9 +5,9 @@ Recipients are always derived from the models' access rules (sharing/models.py):
 - Reports have small audiences (a few organizations and named people), so every candidate is
   checked with `Report.objects.restrict(user)` itself before being told anything.
 - Advisories may reach 30,000 people, where one access query per person is too slow. Their
-  recipients come from `advisory_recipient_memberships`, the access rule's audience clause read
-  the other way round (which memberships match the audience entries) as one query;
-  test_delivery.py checks for every user of the test community that it selects exactly the people
+  recipients come from `advisory_recipients`, the access rule's audience clause read the other way
+  round (which memberships match the audience entries) as one query; test_delivery.py checks for
+  every user of the test community that it selects exactly the people
   `Advisory.objects.restrict(user)` lets see the advisory (issuers see their own without an inbox row).
 
 E-mail content follows the TLP label: the narrative (or a comment's text) is only put into mail for
@@ -16,7 +16,9 @@ mail leaves Renkei's hands (relays, mailbox archives, forwarding rules), so the 
 content is only read after signing in.
 
 Reminders sent, and up to which audience entry people were told about a report, are kept in
-NotificationLog, which also keeps them from being sent twice.
+NotificationLog, which also keeps them from being sent twice. Runs that overlap (the upkeep loop of
+`renkei up` beside `renkei sharing remind`, two workers notifying about one report) take turns on
+the advisory's or report's row and read the log again once it is theirs.
 """
 
 import datetime as dt
@@ -38,6 +40,7 @@ from renkei.core.idempotency import idempotency_keys_purge
 from renkei.directory.choices import Role
 from renkei.directory.models import Membership, Organization, User
 from renkei.sharing.choices import CommentKind, GrantReason, NotificationKind, ReportStatus, Tlp
+from renkei.sharing.deadlines import StageDeadline, reports_with_pending_stages, stage_deadlines
 from renkei.sharing.models import (
     COMMUNITY_TYPES,
     REPORTING_ROLES,
@@ -92,33 +95,52 @@ def _sector_organizations(sector_ids: Iterable[int]) -> QuerySet:
     )
 
 
-def advisory_recipient_memberships(advisory: Advisory) -> QuerySet:
-    """Memberships (of active people in active organizations) through which the advisory's audience
-    reaches a person. A person appears once per matching membership; callers pick one per person.
+def _audience_matches(advisory: Advisory) -> tuple[Q, Q]:
+    """Membership filters for the audience: (whole groups it names, people it names).
 
     This is `Advisory.access_rule`'s audience clause inverted; keep the two in step.
     """
     entries = list(advisory.audience.all())
+    named = Q(user_id__in=[e.user_id for e in entries if e.user_id])
     if advisory.tlp == Tlp.RED:
         # RED reaches named people only, never whole organizations.
-        matches = Q(user_id__in=[e.user_id for e in entries if e.user_id])
-    else:
-        matches = NOTHING
-        sectors = [e.sector_id for e in entries if e.sector_id]
-        types = [e.organization_type for e in entries if e.organization_type]
-        organizations = [e.organization_id for e in entries if e.organization_id]
-        people = [e.user_id for e in entries if e.user_id]
-        if any(e.all_ci for e in entries):
-            matches |= Q(organization__type__in=COMMUNITY_TYPES)
-        if sectors:
-            matches |= Q(organization_id__in=_sector_organizations(sectors))
-        if types:
-            matches |= Q(organization__type__in=types)
-        if organizations:
-            matches |= Q(organization_id__in=organizations)
-        if people:
-            matches |= Q(user_id__in=people)
-    return Membership.objects.filter(matches, user__is_active=True, organization__active=True)
+        return NOTHING, named
+    groups = NOTHING
+    sectors = [e.sector_id for e in entries if e.sector_id]
+    types = [e.organization_type for e in entries if e.organization_type]
+    organizations = [e.organization_id for e in entries if e.organization_id]
+    if any(e.all_ci for e in entries):
+        groups |= Q(organization__type__in=COMMUNITY_TYPES)
+    if sectors:
+        groups |= Q(organization_id__in=_sector_organizations(sectors))
+    if types:
+        groups |= Q(organization__type__in=types)
+    if organizations:
+        groups |= Q(organization_id__in=organizations)
+    return groups, named
+
+
+def advisory_recipient_memberships(advisory: Advisory) -> QuerySet:
+    """Memberships (of active people in active organizations) through which the advisory's audience
+    reaches a person: the organizations it reached, for acknowledgements. A person appears once per
+    matching membership. Who is told is `advisory_recipients`."""
+    groups, named = _audience_matches(advisory)
+    return Membership.objects.filter(groups | named, user__is_active=True, organization__active=True)
+
+
+def advisory_recipients(advisory: Advisory) -> QuerySet:
+    """Memberships of everyone the advisory reaches, ordered by person with the one their inbox row
+    is kept under first (`_one_row_per_person` picks it).
+
+    These are `advisory_recipient_memberships` plus every membership of the people the audience
+    names: the access rule lets a named person see the advisory even when none of their
+    organizations is active, so they are told all the same. Active organizations come first; an
+    inactive one (the lowest id) only for a person who has no other.
+    """
+    groups, named = _audience_matches(advisory)
+    return Membership.objects.filter(
+        (groups & Q(organization__active=True)) | named, user__is_active=True
+    ).order_by("user_id", "-organization__active", "organization_id")
 
 
 def advisory_audience_organizations(advisory: Advisory) -> QuerySet:
@@ -138,7 +160,7 @@ def advisory_audience_organizations(advisory: Advisory) -> QuerySet:
 
 
 def _one_row_per_person(rows: Iterable[tuple]) -> dict[int, tuple]:
-    """First row per user id (rows ordered by user, organization), keyed by user id."""
+    """First row per user id (rows ordered by user first), keyed by user id."""
     people: dict[int, tuple] = {}
     for row in rows:
         people.setdefault(row[0], row)
@@ -239,12 +261,14 @@ def _newly_forwarded_people(report: Report) -> list[User]:
 def notify_report(*, report_id: str, event: str) -> int:
     """E-mail everyone concerned by `event` who may see the report; returns the number queued.
 
-    Atomic: the note of who was told and the queued e-mail tasks commit together."""
+    Atomic: the note of who was told and the queued e-mail tasks commit together. The report's row
+    is locked first, so that two notifications of one report (two forwards in quick succession) take
+    turns: the second reads who the first told and does not tell them again."""
     from renkei.sharing.tasks import email_report_batch
 
     if event not in REPORT_EVENTS:
         raise ValueError(f"unknown report event {event!r}")
-    report = Report.objects.filter(pk=report_id).first()
+    report = Report.objects.select_for_update().filter(pk=report_id).first()
     if report is None:
         return 0
     candidates, comment = _report_event_recipients(report, event)
@@ -320,11 +344,7 @@ def fan_out_advisory(*, advisory_id: str) -> int:
     advisory = Advisory.objects.prefetch_related("audience").filter(pk=advisory_id).first()
     if advisory is None:
         return 0
-    rows = (
-        advisory_recipient_memberships(advisory)
-        .order_by("user_id", "organization_id")
-        .values_list("user_id", "organization_id", "user__email")
-    )
+    rows = advisory_recipients(advisory).values_list("user_id", "organization_id", "user__email")
     people = _one_row_per_person(rows)
     already = set(InboxItem.objects.filter(advisory=advisory).values_list("user_id", flat=True))
     new = [row for user_id, row in people.items() if user_id not in already]
@@ -364,7 +384,7 @@ def send_advisory_emails(*, advisory_id: str, user_ids: Sequence[int], reminder:
         return 0
     people = (
         User.objects.filter(
-            pk__in=advisory_recipient_memberships(advisory).filter(user_id__in=user_ids).values("user_id")
+            pk__in=advisory_recipients(advisory).filter(user_id__in=user_ids).values("user_id")
         )
         .exclude(email="")
         .values_list("email", "language")
@@ -414,6 +434,65 @@ def _acknowledgement_reminder_due(advisory: Advisory, last_sent, now) -> bool:
     return last_sent is None or now - last_sent >= REMINDER_INTERVAL
 
 
+def _acknowledgement_reminder_candidates(now) -> list[Advisory]:
+    """Advisories due for an acknowledgement reminder at `now`, judged by the reminders logged when
+    the run began (`_acknowledgement_remind` looks again under the advisory's lock)."""
+    candidates = Advisory.objects.filter(ack_required=True).filter(
+        Q(ack_due__isnull=True, created_at__gte=now - ACK_REMINDER_GIVE_UP)
+        | Q(ack_due__gte=now - ACK_REMINDER_GIVE_UP)
+    )
+    annotated = candidates.annotate(
+        last_reminded=Max(
+            "notifications__sent_at",
+            filter=Q(notifications__kind=NotificationKind.ACKNOWLEDGEMENT_REMINDER),
+        )
+    )
+    return [
+        advisory
+        for advisory in annotated
+        if _acknowledgement_reminder_due(advisory, advisory.last_reminded, now)
+    ]
+
+
+@transaction.atomic
+def _acknowledgement_remind(advisory_id, now) -> bool:
+    """Remind the people of the advisory's pending organizations, if still due; whether it did.
+
+    Runs that overlap take turns on the advisory's row, and the one that comes second finds the
+    reminder the first logged. Inbox rows, log entry and queued e-mail tasks commit together (the
+    database task queue is in the same database)."""
+    from renkei.sharing.tasks import email_advisory_batch
+
+    advisory = Advisory.objects.select_for_update().filter(pk=advisory_id).first()
+    if advisory is None:
+        return False
+    last_sent = advisory.notifications.filter(kind=NotificationKind.ACKNOWLEDGEMENT_REMINDER).aggregate(
+        last=Max("sent_at")
+    )["last"]
+    if not _acknowledgement_reminder_due(advisory, last_sent, now):
+        return False
+    pending = pending_acknowledgement_organizations(advisory).values("pk")
+    memberships = advisory_recipient_memberships(advisory).filter(organization_id__in=pending)
+    if advisory.tlp != Tlp.RED:
+        memberships = memberships.filter(role__in=ACKNOWLEDGING_ROLES)
+    rows = list(memberships.order_by("user_id").values_list("user_id", "organization_id", "user__email"))
+    if not rows:
+        return False
+    people = _one_row_per_person(rows)
+    InboxItem.objects.filter(advisory=advisory, user_id__in=list(people)).update(read_at=None)
+    NotificationLog.objects.create(
+        kind=NotificationKind.ACKNOWLEDGEMENT_REMINDER,
+        advisory=advisory,
+        organizations=sorted({org for _u, org, _e in rows}),
+        recipients=len(people),
+        sent_at=now,
+    )
+    with_email = [user_id for user_id, _org, email in people.values() if email]
+    for chunk in _batched(with_email, EMAIL_BATCH_SIZE):
+        email_advisory_batch.enqueue(advisory_id=str(advisory.pk), user_ids=chunk, reminder=True)
+    return True
+
+
 def remind_acknowledgements(*, now=None) -> int:
     """Re-notify people of organizations that have not acknowledged; returns advisories reminded.
 
@@ -422,56 +501,17 @@ def remind_acknowledgements(*, now=None) -> int:
     and organization administrators are reminded (for RED, the named people themselves); their
     inbox rows turn unread again and they get an e-mail.
     """
-    from renkei.sharing.tasks import email_advisory_batch
-
     now = now or timezone.now()
-    candidates = Advisory.objects.filter(ack_required=True).filter(
-        Q(ack_due__isnull=True, created_at__gte=now - ACK_REMINDER_GIVE_UP)
-        | Q(ack_due__gte=now - ACK_REMINDER_GIVE_UP)
-    )
-    advisories = list(
-        candidates.annotate(
-            last_reminded=Max(
-                "notifications__sent_at",
-                filter=Q(notifications__kind=NotificationKind.ACKNOWLEDGEMENT_REMINDER),
-            )
-        )
-    )
     reminded = 0
-    for advisory in advisories:
-        if not _acknowledgement_reminder_due(advisory, advisory.last_reminded, now):
-            continue
-        pending = pending_acknowledgement_organizations(advisory).values("pk")
-        memberships = advisory_recipient_memberships(advisory).filter(organization_id__in=pending)
-        if advisory.tlp != Tlp.RED:
-            memberships = memberships.filter(role__in=ACKNOWLEDGING_ROLES)
-        rows = list(memberships.order_by("user_id").values_list("user_id", "organization_id", "user__email"))
-        if not rows:
-            continue
-        people = _one_row_per_person(rows)
-        with transaction.atomic():
-            InboxItem.objects.filter(advisory=advisory, user_id__in=list(people)).update(read_at=None)
-            NotificationLog.objects.create(
-                kind=NotificationKind.ACKNOWLEDGEMENT_REMINDER,
-                advisory=advisory,
-                organizations=sorted({org for _u, org, _e in rows}),
-                recipients=len(people),
-                sent_at=now,
-            )
-            with_email = [user_id for user_id, _org, email in people.values() if email]
-            for chunk in _batched(with_email, EMAIL_BATCH_SIZE):
-                # The database task queue commits these with the log entry, or neither.
-                email_advisory_batch.enqueue(advisory_id=str(advisory.pk), user_ids=chunk, reminder=True)
-        reminded += 1
+    for advisory in _acknowledgement_reminder_candidates(now):
+        if _acknowledgement_remind(advisory.pk, now):
+            reminded += 1
     return reminded
 
 
-def remind_deadlines(*, now=None) -> int:
-    """E-mail reporters once per stage when a quarter of its window remains and once when it is
-    overdue; returns the number of reminders sent."""
-    from renkei.sharing.deadlines import reports_with_pending_stages, stage_deadlines
-
-    now = now or timezone.now()
+def _deadline_reminders_due(now) -> list[tuple[Report, StageDeadline, str]]:
+    """(report, stage deadline, state) of each deadline reminder due at `now` and not logged when the
+    run began (a run beside this one may log it meanwhile: the log's unique constraint catches that)."""
     reports = list(
         reports_with_pending_stages(
             Report.objects.exclude(status=ReportStatus.CLOSED), now=now, fraction=REMINDER_AFTER_FRACTION
@@ -482,17 +522,29 @@ def remind_deadlines(*, now=None) -> int:
             kind=NotificationKind.DEADLINE_REMINDER, report__in=[r.pk for r in reports]
         ).values_list("report_id", "stage", "state")
     )
-    # Not opened in advance: a run with nothing to send needs no mail server.
-    connection = mail.get_connection()
-    sent = 0
+    due = []
     for report in reports:
-        reporter = report.reporter
-        if not reporter.email or not report_may_see(report, [reporter]):
+        if not report.reporter.email or not report_may_see(report, [report.reporter]):
             continue
         for deadline in stage_deadlines(report, now=now):
             state = _deadline_state(deadline)
-            if state is None or (report.pk, deadline.stage.code, state) in already:
-                continue
+            if state is not None and (report.pk, deadline.stage.code, state) not in already:
+                due.append((report, deadline, state))
+    return due
+
+
+def remind_deadlines(*, now=None) -> int:
+    """E-mail reporters once per stage when a quarter of its window remains and once when it is
+    overdue; returns the number of reminders sent."""
+    now = now or timezone.now()
+    due = _deadline_reminders_due(now)
+    if not due:
+        return 0  # a run with nothing to send needs no mail server
+    sent = 0
+    # One SMTP connection for the run, opened before any transaction so that none waits on it.
+    with mail.get_connection() as connection:
+        for report, deadline, state in due:
+            message = _deadline_message(report, deadline, state)
             # Recorded and sent together: a failed send leaves no record, so the next run retries.
             try:
                 with transaction.atomic():
@@ -504,7 +556,7 @@ def remind_deadlines(*, now=None) -> int:
                         recipients=1,
                         sent_at=now,
                     )
-                    sent += connection.send_messages([_deadline_message(report, deadline, state, reporter)])
+                    sent += connection.send_messages([message])
             except IntegrityError:
                 continue  # a reminder run beside this one has just sent it
     return sent
@@ -520,7 +572,8 @@ def _deadline_state(deadline) -> str | None:
     return None
 
 
-def _deadline_message(report: Report, deadline, state: str, reporter: User) -> mail.EmailMessage:
+def _deadline_message(report: Report, deadline: StageDeadline, state: str) -> mail.EmailMessage:
+    reporter = report.reporter
     with translation.override(_language(reporter.language)):
         context = {
             "report": report,

@@ -7,11 +7,18 @@ import threading
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import translation
 
 from renkei.audit.models import AppendOnlyError, AuditChainHead, AuditRecord
-from renkei.audit.services import GENESIS_HASH, ChainCheck, audit_seal, audit_verify, audit_write
+from renkei.audit.services import (
+    GENESIS_HASH,
+    ChainCheck,
+    _hash_of,
+    audit_seal,
+    audit_verify,
+    audit_write,
+)
 from renkei.cli import main as renkei_main
 from renkei.core.services import token_create, token_revoke
 from renkei.directory.models import Membership, Organization
@@ -205,13 +212,27 @@ def test_verify_on_an_empty_trail(db):
     assert json.loads(verify("--json"))["checked"] == 0
 
 
+SEAL_GUARD = "audit_sealed_record_unchanged"
+
+
+@pytest.fixture
+def seal_guard_dropped(db):
+    """Without the trigger that refuses changes to sealed records, as the database's owner could
+    drop it; the test's rollback brings it back."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"DROP TRIGGER {SEAL_GUARD} ON audit_auditrecord")
+        else:
+            cursor.execute(f"DROP TRIGGER {SEAL_GUARD}")
+
+
 def _tampered_record(community) -> AuditRecord:
     """A record well inside the chain; sealed first, as every committed record soon is."""
     audit_seal()
     return AuditRecord.objects.filter(object_type="directory.organization").order_by("pk")[3]
 
 
-def test_an_edited_row_is_detected(community):
+def test_an_edited_row_is_detected(community, seal_guard_dropped):
     target = _tampered_record(community)
     with connection.cursor() as cursor:
         cursor.execute("UPDATE audit_auditrecord SET object_repr = %s WHERE id = %s", ["forged", target.pk])
@@ -222,7 +243,7 @@ def test_an_edited_row_is_detected(community):
     assert "content does not match its hash" in str(excinfo.value)
 
 
-def test_an_edited_row_is_detected_in_json(community):
+def test_an_edited_row_is_detected_in_json(community, seal_guard_dropped):
     target = _tampered_record(community)
     with connection.cursor() as cursor:
         cursor.execute(
@@ -240,7 +261,7 @@ def test_an_edited_row_is_detected_in_json(community):
     }
 
 
-def test_a_rehashed_row_breaks_the_link_to_the_next(community):
+def test_a_rehashed_row_breaks_the_link_to_the_next(community, seal_guard_dropped):
     """Someone who edits a row and recomputes its hash still breaks the next record's link."""
     target = _tampered_record(community)
     next_record = AuditRecord.objects.filter(pk__gt=target.pk).order_by("pk").first()
@@ -265,7 +286,7 @@ def test_deleting_the_last_record_is_detected(community):
     assert "missing from the end of the chain" in str(excinfo.value)
 
 
-def test_the_console_command_exits_with_status_one_on_a_broken_chain(community, capsys):
+def test_the_console_command_exits_with_status_one_on_a_broken_chain(community, capsys, seal_guard_dropped):
     with connection.cursor() as cursor:
         cursor.execute(
             "UPDATE audit_auditrecord SET object_id = %s WHERE id = %s",
@@ -277,7 +298,70 @@ def test_the_console_command_exits_with_status_one_on_a_broken_chain(community, 
     assert "broken at record" in capsys.readouterr().err
 
 
+def _hide_beyond_the_head(target: AuditRecord, *, renumber: bool) -> None:
+    """Hide `target` the way the application's column grant would allow without the seal guard: move
+    it past the head, re-chain the records after it (closing the gap in their places if `renumber`)
+    and wind the head back by one."""
+    head = AuditChainHead.objects.get()
+    later = list(AuditRecord.objects.filter(seq__gt=target.seq).order_by("seq"))
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE audit_auditrecord SET seq = %s WHERE id = %s", [head.length + 1, target.pk])
+        prev_hash = target.prev_hash
+        for record in later:
+            if renumber:
+                record.seq -= 1
+            record.prev_hash = prev_hash
+            record.hash = prev_hash = _hash_of(record)
+            cursor.execute(
+                "UPDATE audit_auditrecord SET seq = %s, prev_hash = %s, hash = %s WHERE id = %s",
+                [record.seq, record.prev_hash, record.hash, record.pk],
+            )
+        cursor.execute(
+            "UPDATE audit_auditchainhead SET length = %s, last_hash = %s", [head.length - 1, prev_hash]
+        )
+
+
+def test_a_record_moved_beyond_the_head_is_detected(community, seal_guard_dropped):
+    """Every link and hash of the re-chained, renumbered chain checks out; the record left sealed
+    beyond the head gives it away."""
+    target = _tampered_record(community)
+    length = AuditChainHead.objects.get().length
+    _hide_beyond_the_head(target, renumber=True)
+    assert audit_verify() == ChainCheck(False, length - 1, target.pk, "beyond_head")
+
+
+def test_a_gap_in_the_places_is_detected(community, seal_guard_dropped):
+    """The same without renumbering: the links check out, the missing place does not."""
+    target = _tampered_record(community)
+    next_record = AuditRecord.objects.filter(seq=target.seq + 1).get()
+    _hide_beyond_the_head(target, renumber=False)
+    assert audit_verify() == ChainCheck(False, target.seq - 1, next_record.pk, "link")
+
+
 # --- append-only ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_auditrecord SET seq = seq + 1000 WHERE id = %s",
+        "UPDATE audit_auditrecord SET seq = NULL WHERE id = %s",
+        "UPDATE audit_auditrecord SET prev_hash = hash WHERE id = %s",
+        "UPDATE audit_auditrecord SET hash = NULL WHERE id = %s",
+        "UPDATE audit_auditrecord SET object_repr = 'forged' WHERE id = %s",
+        "UPDATE audit_auditrecord SET actor_id = NULL WHERE id = %s",
+    ],
+)
+def test_the_database_refuses_any_update_of_a_sealed_record(community, statement):
+    audit_seal()
+    record = AuditRecord.objects.order_by("seq").last()
+    with pytest.raises(IntegrityError, match="sealed"), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(statement, [record.pk])
+    fields = ("seq", "prev_hash", "hash", "object_repr", "actor_id")
+    assert AuditRecord.objects.values_list(*fields).get(pk=record.pk) == tuple(
+        getattr(record, field) for field in fields
+    )
+    assert audit_verify().ok
 
 
 def test_records_cannot_be_changed_or_removed_through_the_orm(community):

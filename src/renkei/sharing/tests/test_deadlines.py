@@ -7,15 +7,17 @@ import json
 import socket
 
 import pytest
+from django.core.mail.backends.smtp import EmailBackend
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import transaction
 from django.utils import timezone
 
-from renkei.sharing import services
+from renkei.sharing import delivery, services
 from renkei.sharing.choices import NotificationKind, ReportStatus, VersionStage
 from renkei.sharing.deadlines import overdue_reports, reports_with_pending_stages, stage_deadlines
 from renkei.sharing.delivery import PeriodicUpkeep, remind_deadlines
-from renkei.sharing.models import DeadlineProfile, Report
+from renkei.sharing.models import DeadlineProfile, NotificationLog, Report
 from renkei.sharing.tests.factories import report_for, report_input
 
 HOUR = dt.timedelta(hours=1)
@@ -179,6 +181,56 @@ def test_reporters_are_reminded_once_before_a_deadline_and_once_when_overdue(com
     assert sorted(reminders.values_list("state", flat=True)) == ["due_soon", "overdue"]
 
 
+def ransom_paid_report(reporter, organization) -> Report:
+    """A CIRCIA report whose 24-hour ransom payment stage is due soon (detected 20 hours ago)."""
+    circia = DeadlineProfile.objects.get(code="circia")
+    return report_for(reporter, organization, deadline_profile=circia, ransom_paid=True, **detected(20))
+
+
+def test_a_run_sends_its_reminders_over_one_connection_opened_outside_any_transaction(
+    community, inbox, monkeypatch
+):
+    opened_in_transaction = []
+    open_connection = EmailBackend.open
+
+    def open_and_note(backend):
+        opened = open_connection(backend)
+        if opened:
+            opened_in_transaction.append(transaction.get_connection().in_atomic_block)
+        return opened
+
+    monkeypatch.setattr(EmailBackend, "open", open_and_note)
+    ransom_paid_report(community.bank_a_reporter, community.bank_a)
+    ransom_paid_report(community.hospital_reporter, community.hospital)
+
+    assert remind_deadlines() == 2
+    assert opened_in_transaction == [False]
+    assert len(inbox.wait_for(2)) == 2
+
+
+def test_a_reminder_another_run_has_just_sent_is_not_sent_again(community, inbox, monkeypatch):
+    sent_meanwhile = ransom_paid_report(community.bank_a_reporter, community.bank_a)
+    ransom_paid_report(community.hospital_reporter, community.hospital)
+    now = timezone.now()
+    # This run reads what is due, then a run beside it logs (and sends) the bank's reminder.
+    read_before_the_other_run = delivery._deadline_reminders_due(now)
+    assert len(read_before_the_other_run) == 2
+    NotificationLog.objects.create(
+        kind=NotificationKind.DEADLINE_REMINDER,
+        report=sent_meanwhile,
+        stage="ransom_payment",
+        state="due_soon",
+        recipients=1,
+        sent_at=now,
+    )
+    monkeypatch.setattr(delivery, "_deadline_reminders_due", lambda now: read_before_the_other_run)
+
+    assert remind_deadlines(now=now) == 1, "the hospital's reminder is still sent"
+    [delivered] = inbox.wait_for(1)
+    assert delivered.recipients == [community.hospital_reporter.email]
+    assert sent_meanwhile.notifications.count() == 1
+
+
 def test_remind_command_runs_both_reminders(community, inbox):
     report_for(community.bank_a_reporter, community.bank_a, **detected(1))
     out = io.StringIO()
@@ -211,10 +263,7 @@ def test_remind_needs_no_mail_server_when_nothing_is_due(community, mail_server_
 
 
 def test_a_mail_server_down_fails_the_deadline_step_but_not_the_others(community, mail_server_down):
-    circia = DeadlineProfile.objects.get(code="circia")
-    report = report_for(
-        community.bank_a_reporter, community.bank_a, deadline_profile=circia, ransom_paid=True, **detected(20)
-    )
+    report = ransom_paid_report(community.bank_a_reporter, community.bank_a)
     out = io.StringIO()
     with pytest.raises(CommandError) as failure:
         call_command("sharing", "remind", "--json", stdout=out)
@@ -228,10 +277,7 @@ def test_a_mail_server_down_fails_the_deadline_step_but_not_the_others(community
 
 
 def test_renkei_up_sends_reminders_from_a_background_loop(community, inbox):
-    circia = DeadlineProfile.objects.get(code="circia")
-    report_for(
-        community.bank_a_reporter, community.bank_a, deadline_profile=circia, ransom_paid=True, **detected(20)
-    )
+    ransom_paid_report(community.bank_a_reporter, community.bank_a)
     loop = PeriodicUpkeep(interval=0.1)
     loop.start()
     try:

@@ -17,7 +17,7 @@ from renkei.sharing import services
 from renkei.sharing.choices import CommentKind, NotificationKind, Tlp
 from renkei.sharing.delivery import (
     acknowledgement_reminders,
-    advisory_recipient_memberships,
+    advisory_recipients,
     fan_out_advisory,
     remind_acknowledgements,
 )
@@ -223,8 +223,8 @@ def test_a_red_advisory_reaches_only_the_named_people(community, inbox):
         {"all_ci": True},
         {"sectors": ["finance", "medical"]},
         {"organization_types": [OrganizationType.CEPTOAR, OrganizationType.SECTOR_MINISTRY]},
-        {"organizations": ["bank_b"], "people": ["hospital_reporter"]},
-        {"tlp": Tlp.RED, "people": ["hospital_reporter", "bank_b_reporter"]},
+        {"organizations": ["bank_b"], "people": ["hospital_reporter", "stranded"]},
+        {"tlp": Tlp.RED, "people": ["hospital_reporter", "bank_b_reporter", "stranded"]},
     ],
 )
 def test_advisory_recipients_are_exactly_whom_the_access_rule_lets_see_it(community, audience):
@@ -232,7 +232,9 @@ def test_advisory_recipients_are_exactly_whom_the_access_rule_lets_see_it(commun
     gone.is_active = False
     gone.save()
     closed = OrganizationFactory(sectors=[community.finance], active=False)
-    member(closed, Role.REPORTER, "closed_member")
+    closed_member = member(closed, Role.REPORTER, "closed_member")
+    # Every organization of theirs is inactive: named, they may see the advisory all the same.
+    community.stranded = member(closed, Role.OFFICER, "stranded")
     member(community.bank_b, Role.OFFICER, "bank_b_two_roles")
     User.objects.get(username="bank_b_two_roles").memberships.create(
         organization=community.hospital, role=Role.REPORTER
@@ -242,12 +244,12 @@ def test_advisory_recipients_are_exactly_whom_the_access_rule_lets_see_it(commun
     data["people"] = [getattr(community, key) for key in data.get("people", [])]
     advisory = advisory_for(community.nisc_coordinator, community.nisc, **data)
 
-    recipients = set(advisory_recipient_memberships(advisory).values_list("user_id", flat=True))
+    recipients = set(advisory_recipients(advisory).values_list("user_id", flat=True))
     issuers = set(community.nisc.memberships.values_list("user_id", flat=True))
     visible = people_who_may_see_advisory(advisory)
     assert recipients - issuers == visible - issuers
     assert gone.pk not in recipients
-    assert not recipients & set(closed.memberships.values_list("user_id", flat=True))
+    assert closed_member.pk not in recipients, "an inactive organization reaches nobody as a whole"
 
     fan_out_advisory(advisory_id=str(advisory.pk))
     assert set(InboxItem.objects.filter(advisory=advisory).values_list("user_id", flat=True)) == recipients
@@ -255,6 +257,31 @@ def test_advisory_recipients_are_exactly_whom_the_access_rule_lets_see_it(commun
     assert InboxItem.objects.filter(advisory=advisory).count() == len(recipients), (
         "running twice adds nothing"
     )
+
+
+def test_named_people_without_an_active_organization_are_told_like_everyone_who_may_see_it(community, inbox):
+    closed = OrganizationFactory()
+    stranded = member(closed, Role.OFFICER, "stranded")
+    moved = member(closed, Role.OFFICER, "moved")
+    successor = OrganizationFactory()
+    moved.memberships.create(organization=successor, role=Role.REPORTER)
+    closed.active = False
+    closed.save()
+    advisory = advisory_for(
+        community.nisc_coordinator, community.nisc, organizations=[community.bank_b], people=[stranded, moved]
+    )
+    run_worker()
+    assert failed_tasks() == []
+
+    assert Advisory.objects.restrict(stranded).filter(pk=advisory.pk).exists()
+    inbox_rows = dict(InboxItem.objects.filter(advisory=advisory).values_list("user_id", "organization_id"))
+    assert inbox_rows == {
+        community.bank_b_reporter.pk: community.bank_b.pk,
+        stranded.pk: closed.pk,
+        moved.pk: successor.pk,  # an active organization before the lower-numbered inactive one
+    }
+    messages = mail_by_recipient(inbox.wait_for(3))
+    assert set(messages) == {community.bank_b_reporter.email, stranded.email, moved.email}
 
 
 def test_fan_out_does_not_query_per_person(community):

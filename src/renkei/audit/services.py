@@ -3,6 +3,7 @@
 import datetime as dt
 import decimal
 import hashlib
+import itertools
 import json
 import logging
 import uuid
@@ -15,6 +16,8 @@ from django.utils import timezone
 from renkei.audit.models import AuditAction, AuditChainHead, AuditRecord
 
 GENESIS_HASH = "0" * 64
+# How many batches a seal after commit chains at most before leaving the rest to the next seal.
+SEAL_ROUNDS = 10
 
 logger = logging.getLogger(__name__)
 
@@ -139,17 +142,26 @@ def _seal_after_commit() -> None:
         transaction.on_commit(audit_seal, robust=True)
 
 
-def audit_seal(*, batch_size: int = 500) -> int:
+def audit_seal(*, batch_size: int = 500, wait: bool = False) -> int:
     """Chain the records that are not chained yet, oldest first; returns how many were sealed.
 
     Runs after every audited transaction commits, holding the head's lock only for the sealing
     itself. A record whose transaction is still open is left for the seal that follows its commit.
+
+    Without `wait`, a seal that finds the head locked by another seal leaves its records to that
+    one: the holder looks for pending records again after letting go of the head, and every record
+    it could have missed committed before that look. Under load one seal chains many records
+    instead of every writer queueing for the head. SEAL_ROUNDS bounds how long one writer keeps
+    sealing others' records; what it leaves is sealed by the next seal, the periodic upkeep or
+    `audit verify`. With `wait`, the seal queues for the head and goes on until nothing is pending.
     """
     sealed = 0
-    while True:
+    for round_number in itertools.count(1):
         with transaction.atomic():
-            head = AuditChainHead.objects.select_for_update().filter(pk=1).first()
+            head = AuditChainHead.objects.select_for_update(skip_locked=not wait).filter(pk=1).first()
             if head is None:
+                if not wait and AuditChainHead.objects.filter(pk=1).exists():
+                    return sealed  # another seal holds the head and will pick our records up
                 if AuditRecord.objects.filter(seq__isnull=False).exists():
                     logger.error("The audit chain's head is missing: nothing sealed.")
                     return sealed
@@ -164,7 +176,9 @@ def audit_seal(*, batch_size: int = 500) -> int:
             if pending:
                 AuditChainHead.objects.filter(pk=head.pk).update(last_hash=prev_hash, length=length)
         sealed += len(pending)
-        if len(pending) < batch_size:
+        if len(pending) < batch_size and not AuditRecord.objects.filter(seq__isnull=True).exists():
+            return sealed
+        if not wait and round_number >= SEAL_ROUNDS:
             return sealed
 
 
@@ -189,7 +203,7 @@ def audit_verify(*, batch_size: int = 2000) -> ChainCheck:
     instead of looking like a mismatch; a chain shorter than its head has lost records, and a sealed
     record beyond the head was cut off the chain's end.
     """
-    audit_seal()
+    audit_seal(wait=True)
     head = AuditChainHead.objects.filter(pk=1).first()
     length = head.length if head is not None else 0
     prev_hash = GENESIS_HASH

@@ -35,6 +35,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
 
+from renkei.audit.services import audit_seal
 from renkei.core.access import NOTHING
 from renkei.core.idempotency import idempotency_keys_purge
 from renkei.directory.choices import Role
@@ -597,13 +598,14 @@ class UpkeepFailed(Exception):
 
 
 def run_upkeep(*, now=None) -> dict[str, int]:
-    """Both reminder runs and the purge of expired idempotency keys, as `renkei sharing remind` and
-    `renkei up` do them. Each step runs even when another fails (a mail server down must not stop
+    """Both reminder runs, the purge of expired idempotency keys and sealing audit records a busy
+    moment left pending (see `audit_seal`), as `renkei sharing remind` and `renkei up` do them. Each step runs even when another fails (a mail server down must not stop
     the rest); returns what each did, or raises UpkeepFailed after all have run."""
     steps = {
         "deadline_reminders": remind_deadlines,
         "acknowledgement_reminders": remind_acknowledgements,
         "idempotency_keys_purged": idempotency_keys_purge,
+        "audit_records_sealed": lambda now: audit_seal(wait=True),
     }
     done: dict[str, int] = {}
     failed: list[str] = []

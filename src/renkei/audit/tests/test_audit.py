@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import IntegrityError, connection, transaction
-from django.utils import translation
+from django.utils import timezone, translation
 
 from renkei.audit.models import AppendOnlyError, AuditChainHead, AuditRecord
 from renkei.audit.services import (
@@ -328,6 +328,8 @@ def test_a_record_moved_beyond_the_head_is_detected(community, seal_guard_droppe
     length = AuditChainHead.objects.get().length
     _hide_beyond_the_head(target, renumber=True)
     assert audit_verify() == ChainCheck(False, length - 1, target.pk, "beyond_head")
+    with pytest.raises(CommandError, match=f"#{target.pk}: it is sealed beyond the chain's head"):
+        verify()
 
 
 def test_a_gap_in_the_places_is_detected(community, seal_guard_dropped):
@@ -464,3 +466,56 @@ def test_a_missing_head_is_reported_not_rebuilt(community):
     check = audit_verify()
     assert (check.ok, check.broken_record_id, check.reason) == (False, first.pk, "link")
     assert not AuditChainHead.objects.exists()
+
+
+def test_a_write_does_not_queue_behind_a_seal_in_progress(transactional_db, monkeypatch):
+    """On PostgreSQL a write that commits while another seal holds the head returns at once, and
+    the holder seals its record after letting go of the head. SQLite lets one writer at a time, so
+    there the write waits for the seal's transaction. Either way nothing is left outside the chain."""
+    audit_write(actor=None, action="create", object_type="test.first")  # sealed at once: the head exists
+    # Written past audit_write, so no seal follows it: the holder below has something to seal.
+    earlier = AuditRecord.objects.create(at=timezone.now(), action="create", object_type="test.earlier")
+    holding, release = threading.Event(), threading.Event()
+    chain_unsealed = type(AuditRecord.objects).chain_unsealed
+
+    def chain_after_release(manager, record):
+        holding.set()
+        assert release.wait(10)
+        chain_unsealed(manager, record)
+
+    monkeypatch.setattr(type(AuditRecord.objects), "chain_unsealed", chain_after_release)
+    sealed_by_holder: list[int] = []
+    written: dict[str, AuditRecord] = {}
+    write_returned = threading.Event()
+
+    def hold_the_head() -> None:
+        try:
+            sealed_by_holder.append(audit_seal())
+        finally:
+            connection.close()
+
+    def write() -> None:
+        try:
+            with transaction.atomic():
+                written["later"] = audit_write(actor=None, action="create", object_type="test.later")
+            write_returned.set()
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_the_head)
+    holder.start()
+    assert holding.wait(10)
+    writer = threading.Thread(target=write)
+    writer.start()
+    if connection.vendor == "postgresql":
+        assert write_returned.wait(10), "the write queued behind the seal"
+        assert AuditRecord.objects.get(pk=written["later"].pk).seq is None
+    release.set()
+    holder.join(10)
+    writer.join(10)
+
+    assert not AuditRecord.objects.filter(seq__isnull=True).exists()
+    if connection.vendor == "postgresql":
+        assert sealed_by_holder == [2]
+    assert AuditRecord.objects.get(pk=earlier.pk).seq == 2
+    assert audit_verify() == ChainCheck(True, 3)

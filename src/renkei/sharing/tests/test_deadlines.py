@@ -13,6 +13,7 @@ from django.core.management.base import CommandError
 from django.db import transaction
 from django.utils import timezone
 
+from renkei.audit.models import AuditRecord
 from renkei.sharing import delivery, services
 from renkei.sharing.choices import NotificationKind, ReportStatus, VersionStage
 from renkei.sharing.deadlines import overdue_reports, reports_with_pending_stages, stage_deadlines
@@ -235,9 +236,12 @@ def test_remind_command_runs_both_reminders(community, inbox):
     report_for(community.bank_a_reporter, community.bank_a, **detected(1))
     out = io.StringIO()
     call_command("sharing", "remind", "--json", stdout=out)
-    assert out.getvalue().replace(" ", "").replace("\n", "") == (
-        '{"deadline_reminders":0,"acknowledgement_reminders":0,"idempotency_keys_purged":0}'
-    )
+    assert json.loads(out.getvalue()) == {
+        "deadline_reminders": 0,
+        "acknowledgement_reminders": 0,
+        "idempotency_keys_purged": 0,
+        "audit_records_sealed": 0,  # the test's SMTP fixture commits, so every write sealed itself
+    }
     assert inbox.deliveries == []
 
 
@@ -254,23 +258,28 @@ def mail_server_down(settings):
 def test_remind_needs_no_mail_server_when_nothing_is_due(community, mail_server_down):
     report_for(community.bank_a_reporter, community.bank_a, **detected(1))
     out = io.StringIO()
+    pending = AuditRecord.objects.filter(seq__isnull=True).count()
     call_command("sharing", "remind", "--json", stdout=out)
+    assert pending > 0, "the test's transaction never commits, so its records wait for a seal"
     assert json.loads(out.getvalue()) == {
         "deadline_reminders": 0,
         "acknowledgement_reminders": 0,
         "idempotency_keys_purged": 0,
+        "audit_records_sealed": pending,
     }
 
 
 def test_a_mail_server_down_fails_the_deadline_step_but_not_the_others(community, mail_server_down):
     report = ransom_paid_report(community.bank_a_reporter, community.bank_a)
     out = io.StringIO()
+    pending = AuditRecord.objects.filter(seq__isnull=True).count()
     with pytest.raises(CommandError) as failure:
         call_command("sharing", "remind", "--json", stdout=out)
     assert failure.value.returncode == 1
     assert json.loads(out.getvalue()) == {
         "acknowledgement_reminders": 0,
         "idempotency_keys_purged": 0,
+        "audit_records_sealed": pending,
         "failed": ["deadline_reminders"],
     }
     assert not report.notifications.exists(), "an unsent reminder is not logged, so it is retried"

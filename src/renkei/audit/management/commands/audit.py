@@ -12,6 +12,7 @@ def _reason_text(reason: str) -> str:
         "link": _("it does not point at the record before it (a record was removed or inserted)"),
         "content": _("its content does not match its hash (it was changed)"),
         "truncated": _("records are missing from the end of the chain"),
+        "beyond_head": _("it is sealed beyond the chain's head (the chain was cut back to hide it)"),
     }[reason]
 
 

@@ -11,7 +11,10 @@ from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from playwright.sync_api import expect
 
+from renkei.directory.models import User
+from renkei.sharing.choices import GrantReason
 from renkei.sharing.models import Acknowledgement, Advisory, Attachment, Report, ReportComment
+from renkei.sharing.tests.factories import report_for
 
 pytestmark = pytest.mark.browser
 
@@ -19,6 +22,7 @@ OPERATOR = "finance-op1-reporter"
 OPERATOR_ORGANIZATION = "株式会社さきがけ銀行"
 REPORT_TITLE = "インターネットバンキングへの不正アクセス"
 ADVISORY_TITLE = "金融機関を狙う不正ログインへの注意"
+RED_TITLE = "勘定系システムの障害（TLP:RED）"
 # Polling every few seconds, plus a margin for a slow machine.
 LIVE_UPDATE_TIMEOUT_MS = 20_000
 
@@ -57,8 +61,18 @@ def fill_report(page, title: str) -> None:
     page.get_by_label("原因", exact=True).select_option("intentional.intrusion")
 
 
+def picker(page, name: str):
+    """The picker whose field is `name` (as the form posts it), found by its search box's name."""
+    return page.locator("fieldset[data-picker]").filter(has=page.locator(f'input[name="{name}_q"]'))
+
+
 def organization_picker(page):
-    return page.locator("fieldset[data-picker]").filter(has=page.locator('input[name="organizations_q"]'))
+    return picker(page, "organizations")
+
+
+def operators_report(title: str) -> Report:
+    """A TLP:AMBER report from the operator's bank, as if filed a moment ago."""
+    return report_for(User.objects.get(username=OPERATOR), title=title)
 
 
 def test_report_up_question_answer_advisory_down_and_live_acknowledgement(
@@ -128,7 +142,8 @@ def test_report_up_question_answer_advisory_down_and_live_acknowledgement(
     page.get_by_label("報告者への質問").fill("影響を受けた顧客数を教えてください。")
     page.get_by_role("button", name="報告者に質問").click()
     visitor.checkpoint("question-asked")
-    expect(page.get_by_role("status")).to_contain_text("質問を報告元組織に送信しました。")
+    # The page's message comes first; the forward pickers have status regions of their own.
+    expect(page.get_by_role("status").first).to_contain_text("質問を報告元組織に送信しました。")
     expect(page.get_by_role("article")).to_contain_text("影響を受けた顧客数を教えてください。")
     sign_out(visitor)
 
@@ -270,3 +285,87 @@ def test_observable_rows_and_the_organization_picker_work_without_javascript(
     visitor.checkpoint("advisory-issued")
     advisory = Advisory.objects.get(title="制御系ネットワークの点検のお願い")
     assert [entry.organization.name_ja for entry in advisory.audience.all()] == [OPERATOR_ORGANIZATION]
+
+
+def test_red_recipients_and_forwarding_are_chosen_in_pickers(demo, visitor):
+    page = visitor.page
+
+    # 1. The operator names the ministry's coordinator on a TLP:RED report, found by username.
+    sign_in(visitor, OPERATOR)
+    visitor.open("/sharing/reports/new/", "report-form")
+    fill_report(page, RED_TITLE)
+    page.get_by_role("radio", name=re.compile(r"^TLP:RED ")).check()
+    recipients = picker(page, "recipients")
+    search = recipients.get_by_role("searchbox")
+    search.fill("fsa-coord")
+    search.press("Enter")  # searches at once; it does not submit the report
+    recipients.locator("[data-picker-add]").click()
+    expect(recipients.locator(".chip")).to_contain_text("fsa-coordinator")
+    visitor.checkpoint("report-form-recipients")
+    assert not Report.objects.filter(title=RED_TITLE).exists()
+    page.get_by_role("button", name="情報連絡を提出").click()
+    visitor.checkpoint("red-report")
+    named = Report.objects.get(title=RED_TITLE).grants.filter(reason=GrantReason.NAMED)
+    assert [grant.user.username for grant in named] == ["fsa-coordinator"]
+    sign_out(visitor)
+
+    # 2. The ministry forwards a TLP:AMBER report to a securities company and one of its officers.
+    report = operators_report("ネットバンキングへの不審なログイン")
+    sign_in(visitor, "fsa-coordinator")
+    visitor.open(f"/sharing/reports/{report.pk}/", "report-to-forward")
+    organizations = picker(page, "forward-organizations")
+    organizations.get_by_role("searchbox").fill("あけぼの")
+    organizations.locator("[data-picker-add]").click()
+    expect(organizations.locator(".chip")).to_contain_text("あけぼの証券株式会社")
+    people = picker(page, "forward-people")
+    people.get_by_role("searchbox").fill("finance-op2-off")
+    people.locator("[data-picker-add]").click()
+    expect(people.locator(".chip")).to_contain_text("finance-op2-officer")
+    visitor.checkpoint("forward-pickers")
+    page.get_by_role("button", name="転送", exact=True).click()
+    visitor.checkpoint("forwarded")
+    expect(page.get_by_role("status").first).to_contain_text("情報連絡を転送しました。")
+    forwarded = report.grants.filter(reason=GrantReason.FORWARDED)
+    assert {str(grant.organization or grant.user.username) for grant in forwarded} == {
+        "あけぼの証券株式会社",
+        "finance-op2-officer",
+    }
+    sign_out(visitor)
+
+    # 3. An advisory's organization picker follows the label: under TLP:RED it offers nobody.
+    sign_in(visitor, "nco-coordinator")
+    visitor.open("/sharing/advisories/new/", "advisory-form")
+    organizations = organization_picker(page)
+    organizations.get_by_role("searchbox").fill("さきがけ")
+    add = organizations.locator("[data-picker-add]")
+    expect(add).to_have_count(1)
+    page.get_by_role("radio", name=re.compile(r"^TLP:RED ")).check()
+    expect(add).to_have_count(0)
+    expect(organizations.locator("[data-picker-count]")).to_contain_text("TLP:RED")
+    page.get_by_role("radio", name=re.compile(r"^TLP:AMBER ")).check()
+    expect(add).to_have_count(1)
+    visitor.checkpoint("advisory-picker-follows-label")
+
+
+def test_forwarding_through_the_pickers_works_without_javascript(demo, visitor_without_javascript):
+    visitor = visitor_without_javascript
+    page = visitor.page
+    report = operators_report("ネットバンキングへの不審なログイン")
+    sign_in(visitor, "fsa-coordinator")
+    visitor.open(f"/sharing/reports/{report.pk}/", "report-to-forward")
+    organizations = picker(page, "forward-organizations")
+    organizations.get_by_role("searchbox").fill("あけぼの")
+    organizations.get_by_role("searchbox").press("Enter")
+    page.wait_for_load_state()
+    visitor.checkpoint("forward-search")
+    organizations.locator("[data-picker-add]").click()
+    page.wait_for_load_state()
+    visitor.checkpoint("forward-chosen")
+    expect(organizations.locator(".chip")).to_contain_text("あけぼの証券株式会社")
+    assert not report.grants.filter(reason=GrantReason.FORWARDED).exists()
+    page.get_by_role("button", name="転送", exact=True).click()
+    visitor.checkpoint("forwarded")
+    expect(page.get_by_role("status").first).to_contain_text("情報連絡を転送しました。")
+    assert [str(grant.organization) for grant in report.grants.filter(reason=GrantReason.FORWARDED)] == [
+        "あけぼの証券株式会社"
+    ]

@@ -1,20 +1,22 @@
 """Forms for the information-sharing pages. They turn input into the services' dataclasses; the
 services decide and write. Choices offered are already narrowed to what the user may pick."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import Q
+from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from renkei.core.choices import Action
 from renkei.core.forms import RenkeiForm
 from renkei.directory.choices import OrganizationType
-from renkei.directory.models import Organization, Sector, User
+from renkei.directory.models import Organization, Sector
+from renkei.sharing import selectors
 from renkei.sharing.choices import (
     TLP_ORDER,
     ObservableType,
@@ -220,6 +222,7 @@ ObservableRowFormSet = forms.formset_factory(
 
 # Matches shown per search; with more, the page asks for more of the name.
 PICKER_LIMIT = 20
+PICKER_BUTTONS = ("search", "add", "remove")
 
 
 @dataclass(frozen=True)
@@ -229,16 +232,6 @@ class PickerItem:
     pk: int
     label: str
     detail: str
-
-
-def addressable_organizations(user):
-    """The organizations `user` may name: those they may see that are active."""
-    return Organization.objects.restrict(user, Action.VIEW).filter(active=True)
-
-
-def addressable_people(user):
-    """The people `user` may name: those they may see whose accounts are active."""
-    return User.objects.restrict(user, Action.VIEW).filter(is_active=True)
 
 
 def _terms(query: str) -> list[str]:
@@ -254,24 +247,24 @@ def person_items(people) -> list[PickerItem]:
     return [PickerItem(p.pk, str(p), p.username) for p in people]
 
 
-def search_organizations(user, query: str, *, exclude=()) -> list[PickerItem]:
-    """Organizations `user` may name whose Japanese or English name holds every word of `query`.
+def search_organizations(organizations, query: str, *, exclude=()) -> list[PickerItem]:
+    """Those of `organizations` whose Japanese or English name holds every word of `query`.
     One more than PICKER_LIMIT comes back when there are more, so the page can say so."""
     terms = _terms(query)
     if not terms:
         return []
-    organizations = addressable_organizations(user).exclude(pk__in=exclude)
+    organizations = organizations.exclude(pk__in=exclude)
     for term in terms:
         organizations = organizations.filter(Q(name_ja__icontains=term) | Q(name_en__icontains=term))
     return organization_items(organizations.order_by("type", "name_ja")[: PICKER_LIMIT + 1])
 
 
-def search_people(user, query: str, *, exclude=()) -> list[PickerItem]:
-    """People `user` may name whose username, display name or name holds every word of `query`."""
+def search_people(people, query: str, *, exclude=()) -> list[PickerItem]:
+    """Those of `people` whose username, display name or name holds every word of `query`."""
     terms = _terms(query)
     if not terms:
         return []
-    people = addressable_people(user).exclude(pk__in=exclude)
+    people = people.exclude(pk__in=exclude)
     for term in terms:
         people = people.filter(
             Q(username__icontains=term)
@@ -282,10 +275,31 @@ def search_people(user, query: str, *, exclude=()) -> list[PickerItem]:
     return person_items(people.order_by("username")[: PICKER_LIMIT + 1])
 
 
-# Each picker by its field name: how it searches, and how it shows what is already chosen.
-PICKERS = {"organizations": search_organizations, "people": search_people}
-PICKER_ITEMS = {"organizations": organization_items, "people": person_items}
-PICKER_BUTTONS = ("search", "add", "remove")
+@dataclass(frozen=True)
+class PickerKind:
+    """What a picker chooses: how it searches, how it shows a chosen one, what it says of bad ids."""
+
+    search: Callable[..., list[PickerItem]]
+    items: Callable[..., list[PickerItem]]
+    error_messages: dict
+
+
+ORGANIZATIONS = PickerKind(
+    search_organizations,
+    organization_items,
+    {
+        "invalid_choice": _("Organization %(value)s is not one you can choose."),
+        "invalid_pk_value": _("“%(pk)s” is not an organization id."),
+    },
+)
+PEOPLE = PickerKind(
+    search_people,
+    person_items,
+    {
+        "invalid_choice": _("Person %(value)s is not one you can choose."),
+        "invalid_pk_value": _("“%(pk)s” is not a person's id."),
+    },
+)
 
 
 def picker_ids(values) -> list[int]:
@@ -298,28 +312,124 @@ class PickerField(forms.ModelMultipleChoiceField):
 
     widget = forms.MultipleHiddenInput
 
-    def __init__(self, **kwargs):
+    def __init__(self, *, kind: PickerKind, **kwargs):
+        self.kind = kind
         kwargs.setdefault("required", False)
         kwargs.setdefault("queryset", Organization.objects.none())
+        kwargs["error_messages"] = kind.error_messages | kwargs.get("error_messages", {})
         super().__init__(**kwargs)
 
 
-def _usernames(text: str) -> list[str]:
-    return [name for name in text.replace(",", " ").replace("、", " ").split() if name]
+class PickerFormMixin:
+    """A form with PickerFields. Each picker searches exactly what its field accepts, as you type
+    through its URL (htmx), or without JavaScript through its own buttons (search, add, remove),
+    which submit the whole form back to the page: the page returns with the matches and chips and
+    nothing done. Enter in a text field presses a hidden first button, `_refresh`, which does the
+    same (see the templates), so that it never submits a half-chosen form.
 
+    A form keeps in `self.arguments` what it was built with, to build itself again after a button.
+    """
 
-def resolve_people(text: str, user) -> list[User]:
-    """Usernames typed by `user`, each one a person `user` may see; unknown names are errors."""
-    names = _usernames(text)
-    people = {
-        p.username.lower(): p for p in User.objects.restrict(user).filter(is_active=True, username__in=names)
-    }
-    unknown = [name for name in names if name.lower() not in people]
-    if unknown:
-        raise ValidationError(
-            _("No such person: %(names)s."), params={"names": ", ".join(unknown)}, code="unknown_person"
+    picker_url_name = ""
+    arguments: dict
+    # Set when the page came back from a picker's button with files chosen, which a browser sends
+    # once only: the page asks for them again.
+    files_dropped = False
+
+    def init_pickers(self, *, queries=None, focus: str = "") -> None:
+        # What each picker was last asked, when the page comes back from a picker's button, and the
+        # picker whose button it was (the page returns with the focus there).
+        self.queries = queries or {}
+        self.focus = focus
+
+    def picker_names(self) -> list[str]:
+        return [name for name, field in self.fields.items() if isinstance(field, PickerField)]
+
+    def picker_scope(self, name: str):
+        """What the picker offers: what its field accepts, unless a form narrows it further."""
+        return self.fields[name].queryset
+
+    def picker_search(self, name: str, query: str, exclude=()) -> list[PickerItem]:
+        return self.fields[name].kind.search(self.picker_scope(name), query, exclude=exclude)
+
+    def picker_url(self, name: str) -> str:
+        return reverse(self.picker_url_name, kwargs={"name": name})
+
+    def picker_include(self, name: str) -> str:
+        """Other fields (CSS selectors) the picker's search sends along, when its matches depend on them."""
+        return ""
+
+    def picker_notice(self, name: str) -> str:
+        """What the picker says instead of matches, when nothing can be chosen in it just now."""
+        return ""
+
+    def _pressed_picker(self) -> str:
+        """The picker whose button posted the form, if one did."""
+        return next(
+            (
+                name
+                for name in self.picker_names()
+                for verb in PICKER_BUTTONS
+                if f"{self.add_prefix(name)}_{verb}" in self.data
+            ),
+            "",
         )
-    return list(people.values())
+
+    def picker_pressed(self) -> bool:
+        """Whether the form was posted by a picker's button (or by Enter) rather than its own."""
+        return "_refresh" in self.data or bool(self._pressed_picker())
+
+    def picked(self):
+        """This form again, unbound (so no messages yet), holding what was entered with the pressed
+        button's change to the chosen organizations or people. Files cannot be carried over."""
+        values = {
+            name: field.widget.value_from_datadict(self.data, self.files, self.add_prefix(name))
+            for name, field in self.fields.items()
+            if not isinstance(field, forms.FileField)
+        }
+        queries = {}
+        for name in self.picker_names():
+            key = self.add_prefix(name)
+            removed = self.data.get(f"{key}_remove")
+            kept = [value for value in values[name] if value != removed]
+            values[name] = picker_ids([*kept, self.data.get(f"{key}_add", "")])
+            queries[name] = self.data.get(f"{key}_q", "").strip()[:200]
+        form = type(self)(
+            **self.carried_arguments(), initial=values, queries=queries, focus=self._pressed_picker()
+        )
+        form.files_dropped = bool(self.files)
+        return form
+
+    def carried_arguments(self) -> dict:
+        """What the form is built with again after a picker's button."""
+        return self.arguments
+
+    def chosen(self, name: str) -> list[PickerItem]:
+        """The picker's chosen organizations or people that its field accepts, in the order chosen."""
+        field = self.fields[name]
+        ids = picker_ids(self[name].value())
+        found = {item.pk: item for item in field.kind.items(field.queryset.filter(pk__in=ids))}
+        return [found[pk] for pk in ids if pk in found]
+
+    @cached_property
+    def pickers(self) -> dict[str, dict]:
+        """What the page shows for each picker: chips, the last search and its results."""
+        pickers = {}
+        for name in self.picker_names():
+            query = self.queries.get(name, "")
+            exclude = picker_ids(self[name].value())
+            pickers[name] = {
+                "field": self[name],
+                "chosen": self.chosen(name),
+                "query": query,
+                "results": self.picker_search(name, query, exclude) if query else [],
+                "limit": PICKER_LIMIT,
+                "focus": self.focus == name,
+                "url": self.picker_url(name),
+                "include": self.picker_include(name),
+                "notice": self.picker_notice(name),
+            }
+        return pickers
 
 
 class OrganizationChoiceMixin:
@@ -511,10 +621,11 @@ class ReportContentForm(TlpChoicesMixin, RenkeiForm):
         }
 
 
-class ReportForm(OrganizationChoiceMixin, ReportContentForm):
+class ReportForm(PickerFormMixin, OrganizationChoiceMixin, ReportContentForm):
     """A new report: the content, plus who receives it."""
 
     field_order = ["organization", "title", "sector", "kind"]
+    picker_url_name = "sharing:report_picker"
 
     organization = forms.ModelChoiceField(
         label=_("Reporting organization"), queryset=Organization.objects.none(), empty_label=None
@@ -531,18 +642,18 @@ class ReportForm(OrganizationChoiceMixin, ReportContentForm):
         required=False,
         help_text=_("The copy hides your organization, and its text is redacted before it is shared."),
     )
-    recipients = forms.CharField(
+    recipients = PickerField(
+        kind=PEOPLE,
         label=_("Named recipients (TLP:RED only)"),
-        required=False,
         help_text=_(
-            "Usernames, separated by spaces. Leave empty to name the duty coordinators "
-            "of the sector ministry and the national centre."
+            "Find each person by name or username and add them. With nobody added, the duty "
+            "coordinators of the sector ministry and the national centre are named."
         ),
     )
 
-    def __init__(self, *args, organizations, user, **kwargs):
+    def __init__(self, *args, organizations, user, queries=None, focus="", **kwargs):
         super().__init__(*args, **kwargs)
-        self.user = user
+        self.arguments = {"organizations": organizations, "user": user}
         self.offer_organizations(organizations)
         if not organizations.filter(parent__type=OrganizationType.CEPTOAR).exists():
             # Nobody to share with: an operator outside any CEPTOAR is not offered the choice.
@@ -550,9 +661,16 @@ class ReportForm(OrganizationChoiceMixin, ReportContentForm):
         self.fields["sector"].queryset = Sector.objects.filter(
             active=True, organizations__in=organizations
         ).distinct()
+        self.fields["recipients"].queryset = selectors.addressable_people(user)
+        self.init_pickers(queries=queries, focus=focus)
 
-    def clean_recipients(self):
-        return resolve_people(self.cleaned_data["recipients"], self.user)
+    def carried_arguments(self) -> dict:
+        # The observable rows come back as entered, without the empty ones.
+        entered = [
+            ObservableInput(row["type"].value() or "", (row["value"].value() or "").strip())
+            for row in self.observable_rows.forms
+        ]
+        return self.arguments | {"observables": [row for row in entered if row.type or row.value]}
 
     def clean(self):
         data = super().clean()
@@ -568,7 +686,7 @@ class ReportForm(OrganizationChoiceMixin, ReportContentForm):
             tlp=data["tlp"],
             share_with_ceptoar=data.get("share_with_ceptoar", False),
             anonymized_copy_consent=data["anonymized_copy_consent"],
-            recipients=data["recipients"],
+            recipients=list(data["recipients"]),
         )
 
 
@@ -648,33 +766,45 @@ class AnswerForm(RenkeiForm):
     body = forms.CharField(label=_("Answer"), widget=forms.Textarea(attrs={"rows": 3}), max_length=10000)
 
 
-class ForwardForm(RenkeiForm):
+class ForwardForm(PickerFormMixin, RenkeiForm):
+    """More organizations or people for a report's audience, within what its label allows."""
+
     prefix = "forward"
+    picker_url_name = "sharing:forward_picker"
 
-    organizations = forms.ModelMultipleChoiceField(
+    organizations = PickerField(
+        kind=ORGANIZATIONS,
         label=_("Organizations"),
-        required=False,
-        queryset=Organization.objects.none(),
-        widget=forms.SelectMultiple(attrs={"size": 8}),
+        help_text=_("Find each organization by its Japanese or English name and add it."),
     )
-    people = forms.CharField(
-        label=_("People (usernames)"),
-        required=False,
-        help_text=_("Separated by spaces. For TLP:RED reports, only named people can be added."),
+    people = PickerField(
+        kind=PEOPLE,
+        label=_("People"),
+        help_text=_("Find each person by name or username and add them."),
     )
 
-    def __init__(self, *args, organizations, user, **kwargs):
+    def __init__(self, *args, report: Report, user, queries=None, focus="", **kwargs):
         super().__init__(*args, **kwargs)
-        self.user = user
-        self.fields["organizations"].queryset = organizations
+        self.arguments = {"report": report, "user": user}
+        self.report = report
+        if report.tlp == Tlp.RED:
+            # TLP:RED reaches named people only: there are no organizations to add.
+            del self.fields["organizations"]
+            self.fields["people"].label = _("Named people")
+        else:
+            self.fields["organizations"].queryset = selectors.forward_organizations(user, report)
+        self.fields["people"].queryset = selectors.forward_people(user, report)
+        self.init_pickers(queries=queries, focus=focus)
 
-    def clean_people(self):
-        return resolve_people(self.cleaned_data["people"], self.user)
+    def picker_url(self, name: str) -> str:
+        return reverse(self.picker_url_name, kwargs={"pk": self.report.pk, "name": name})
 
     def clean(self):
         data = super().clean()
         if not self.errors and not data.get("organizations") and not data.get("people"):
-            raise ValidationError(_("Choose at least one organization or person."), code="empty")
+            if "organizations" in self.fields:
+                raise ValidationError(_("Choose at least one organization or person."), code="empty")
+            raise ValidationError(_("Choose at least one person."), code="empty")
         return data
 
 
@@ -720,7 +850,9 @@ class RelabelForm(TlpChoicesMixin, RenkeiForm):
 ISSUER_TYPES = (OrganizationType.NATIONAL_CENTER, OrganizationType.SECTOR_MINISTRY, OrganizationType.CEPTOAR)
 
 
-class AdvisoryForm(OrganizationChoiceMixin, TlpChoicesMixin, RenkeiForm):
+class AdvisoryForm(PickerFormMixin, OrganizationChoiceMixin, TlpChoicesMixin, RenkeiForm):
+    picker_url_name = "sharing:advisory_picker"
+
     organization = forms.ModelChoiceField(
         label=_("Issuing organization"), queryset=Organization.objects.none(), empty_label=None
     )
@@ -742,20 +874,14 @@ class AdvisoryForm(OrganizationChoiceMixin, TlpChoicesMixin, RenkeiForm):
         widget=forms.CheckboxSelectMultiple,
     )
     organizations = PickerField(
+        kind=ORGANIZATIONS,
         label=_("Organizations"),
         help_text=_("Find each organization by its Japanese or English name and add it."),
-        error_messages={
-            "invalid_choice": _("Organization %(value)s is not one you can choose."),
-            "invalid_pk_value": _("“%(pk)s” is not an organization id."),
-        },
     )
     people = PickerField(
+        kind=PEOPLE,
         label=_("Named people"),
         help_text=_("Find each person by name or username and add them."),
-        error_messages={
-            "invalid_choice": _("Person %(value)s is not one you can choose."),
-            "invalid_pk_value": _("“%(pk)s” is not a person's id."),
-        },
     )
     ack_required = forms.BooleanField(label=_("Recipients must acknowledge"), required=False)
     ack_due = local_datetime_field(_("Acknowledge by"), required=False)
@@ -769,74 +895,37 @@ class AdvisoryForm(OrganizationChoiceMixin, TlpChoicesMixin, RenkeiForm):
 
     def __init__(self, *args, issuers, user, queries=None, focus="", **kwargs):
         super().__init__(*args, **kwargs)
-        self.issuers = issuers
+        self.arguments = {"issuers": issuers, "user": user}
         self.user = user
         self.offer_organizations(issuers)
         self.fields["source_reports"].queryset = Report.objects.restrict(user)
         self.fields["sectors"].queryset = Sector.objects.restrict(user).filter(active=True)
-        self.fields["organizations"].queryset = addressable_organizations(user)
-        self.fields["people"].queryset = addressable_people(user)
-        # What each picker was last asked, when the page comes back from a picker's button, and
-        # the picker whose button it was (the page returns with the focus there).
-        self.queries = queries or {}
-        self.focus = focus
+        # The audience the issuing organization may address; the label's ceiling is left to the
+        # service, whose message names what the label excludes (the pickers only offer what fits).
+        chosen = self["organization"].value()
+        self.issuing = list(issuers.filter(pk=chosen) if str(chosen).isdigit() else ()) or list(issuers)
+        self.fields["organizations"].queryset = selectors.advisory_organizations(user, issuers=self.issuing)
+        self.fields["people"].queryset = selectors.advisory_people(user, issuers=self.issuing)
+        self.init_pickers(queries=queries, focus=focus)
 
-    # Without JavaScript, a picker's buttons (search, add, remove) submit the whole form back to
-    # the page, which returns with the search results and chips and nothing issued. With it, the
-    # same buttons work in place and never submit.
+    @property
+    def chosen_tlp(self) -> str | None:
+        """The TLP label chosen so far, if a known one."""
+        value = self["tlp"].value()
+        return value if value in Tlp.values else None
 
-    def _pressed_picker(self) -> str:
-        """The picker whose button posted the form, if one did."""
-        return next(
-            (name for name in PICKERS for verb in PICKER_BUTTONS if f"{name}_{verb}" in self.data), ""
-        )
+    def picker_scope(self, name: str):
+        narrowed = selectors.advisory_organizations if name == "organizations" else selectors.advisory_people
+        return narrowed(self.user, issuers=self.issuing, tlp=self.chosen_tlp)
 
-    def picker_pressed(self) -> bool:
-        """Whether the form was posted by a picker's button (or by Enter, see the template)
-        rather than by "Issue advisory"."""
-        return "_refresh" in self.data or bool(self._pressed_picker())
+    def picker_include(self, name: str) -> str:
+        # The matches depend on the issuing organization and the label chosen.
+        return f"#{self['organization'].auto_id}, [name={self['tlp'].html_name}]:checked"
 
-    def picked(self) -> "AdvisoryForm":
-        """This form again, unbound (so no messages yet), holding what was entered with the
-        pressed button's change to the chosen organizations or people."""
-        values = {
-            name: field.widget.value_from_datadict(self.data, self.files, self.add_prefix(name))
-            for name, field in self.fields.items()
-        }
-        for name in PICKERS:
-            removed = self.data.get(f"{name}_remove")
-            kept = [value for value in values[name] if value != removed]
-            values[name] = picker_ids([*kept, self.data.get(f"{name}_add", "")])
-        return type(self)(
-            issuers=self.issuers,
-            user=self.user,
-            initial=values,
-            queries={name: self.data.get(f"{name}_q", "").strip()[:200] for name in PICKERS},
-            focus=self._pressed_picker(),
-        )
-
-    def chosen(self, name: str) -> list[PickerItem]:
-        """The picker's chosen organizations or people that the user may name, in the order chosen."""
-        ids = picker_ids(self[name].value())
-        items = PICKER_ITEMS[name](self.fields[name].queryset.filter(pk__in=ids))
-        found = {item.pk: item for item in items}
-        return [found[pk] for pk in ids if pk in found]
-
-    @cached_property
-    def pickers(self) -> dict[str, dict]:
-        """What the page shows for each picker: chips, the last search and its results."""
-        pickers = {}
-        for name, search in PICKERS.items():
-            query = self.queries.get(name, "")
-            pickers[name] = {
-                "field": self[name],
-                "chosen": self.chosen(name),
-                "query": query,
-                "results": search(self.user, query, exclude=picker_ids(self[name].value())) if query else [],
-                "limit": PICKER_LIMIT,
-                "focus": self.focus == name,
-            }
-        return pickers
+    def picker_notice(self, name: str) -> str:
+        if name == "organizations" and self.chosen_tlp == Tlp.RED:
+            return _("TLP:RED goes to named people only: add people instead.")
+        return ""
 
     def clean(self):
         data = super().clean()

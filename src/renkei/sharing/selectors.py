@@ -25,11 +25,12 @@ from django.utils import timezone
 from renkei.core.access import principal_for
 from renkei.core.choices import Action
 from renkei.directory.choices import OrganizationType
-from renkei.directory.models import Membership, Sector
+from renkei.directory.models import Membership, Organization, Sector, User
 from renkei.sharing.choices import Tlp
 from renkei.sharing.deadlines import overdue_reports
 from renkei.sharing.models import (
     COMMUNITY_TYPES,
+    FORWARD_ROLES,
     Acknowledgement,
     Advisory,
     AdvisoryAudience,
@@ -37,6 +38,7 @@ from renkei.sharing.models import (
     CauseCategory,
     Report,
 )
+from renkei.sharing.services import forward_ceiling
 
 # Who gets the dashboard: the national centre and the ministries (government duty staff).
 DASHBOARD_ORGANIZATION_TYPES = (
@@ -57,6 +59,110 @@ def advisories_visible_to(user, action: str = Action.VIEW) -> QuerySet[Advisory]
 
 def anonymized_reports_visible_to(user) -> QuerySet[AnonymizedReport]:
     return AnonymizedReport.objects.restrict(user)
+
+
+# --- Whom a user may address -------------------------------------------------------------------------
+# Each mirrors what the matching service accepts (sharing/services.py), narrowed to what the user may
+# see, so a form's picker offers, and its validation takes, exactly what the service would.
+
+
+def addressable_organizations(user) -> QuerySet[Organization]:
+    """The organizations `user` may name: those they may see that are active."""
+    return Organization.objects.restrict(user).filter(active=True)
+
+
+def addressable_people(user) -> QuerySet[User]:
+    """The people `user` may name: those they may see whose accounts are active."""
+    return User.objects.restrict(user).filter(is_active=True)
+
+
+def _members_of(organizations: QuerySet[Organization]) -> Q:
+    return Q(pk__in=Membership.objects.filter(organization__in=organizations).values("user_id"))
+
+
+def _issuer_reach(issuers) -> Q:
+    """Organizations an advisory from any of `issuers` may address (services._check_issuer_scope):
+    the national centre anyone, a ministry the organizations of the sectors it oversees, any other
+    issuer (a CEPTOAR) its member organizations."""
+    issuers = list(issuers)
+    if any(issuer.type == OrganizationType.NATIONAL_CENTER for issuer in issuers):
+        return Q()
+    ministries = [issuer for issuer in issuers if issuer.type == OrganizationType.SECTOR_MINISTRY]
+    overseen = Organization.sectors.through.objects.filter(sector__ministries__in=ministries)
+    others = [issuer for issuer in issuers if issuer.type != OrganizationType.SECTOR_MINISTRY]
+    return Q(pk__in=overseen.values("organization_id")) | Q(parent__in=others)
+
+
+def advisory_organizations(user, *, issuers, tlp: str | None = None) -> QuerySet[Organization]:
+    """Organizations `user` may name that an advisory from one of `issuers` may address. Given a
+    `tlp`, also within that label's ceiling: none for TLP:RED (named people only), and the public
+    only for TLP:CLEAR."""
+    organizations = addressable_organizations(user).filter(_issuer_reach(issuers))
+    if tlp == Tlp.RED:
+        return organizations.none()
+    if tlp and tlp != Tlp.CLEAR:
+        organizations = organizations.exclude(type=OrganizationType.PUBLIC)
+    return organizations
+
+
+def advisory_people(user, *, issuers, tlp: str | None = None) -> QuerySet[User]:
+    """People `user` may name who belong to an organization an advisory from one of `issuers` may
+    address. Given a `tlp` other than TLP:CLEAR, only those with a place in the community, not the
+    public alone."""
+    reach = _issuer_reach(issuers)
+    people = addressable_people(user)
+    if reach:
+        people = people.filter(_members_of(Organization.objects.filter(reach)))
+    if tlp and tlp != Tlp.CLEAR:
+        people = people.filter(_members_of(Organization.objects.exclude(type=OrganizationType.PUBLIC)))
+    return people
+
+
+def report_forwarders(user, report: Report) -> QuerySet[Organization]:
+    """The user's active organizations that hold the report and may pass it on (services.report_forward)."""
+    return Organization.objects.filter(
+        pk__in=Membership.objects.filter(user=user, role__in=FORWARD_ROLES).values("organization_id"),
+        active=True,
+        report_grants__report=report,
+    ).distinct()
+
+
+def may_forward(user, report: Report) -> bool:
+    """Whether the user may widen the report's audience: through an organization that holds it, and
+    for TLP:RED only as the reporting organization (which alone names more people)."""
+    if not reports_visible_to(user, Action.FORWARD).filter(pk=report.pk).exists():
+        return False
+    return report.tlp != Tlp.RED or report_forwarders(user, report).filter(pk=report.organization_id).exists()
+
+
+def forward_organizations(user, report: Report) -> QuerySet[Organization]:
+    """Organizations `user` may name that the report's label lets them add, not yet in its audience
+    (none for TLP:RED, which reaches named people only)."""
+    if report.tlp == Tlp.RED:
+        return Organization.objects.none()
+    already = report.grants.filter(organization__isnull=False).values("organization_id")
+    return (
+        addressable_organizations(user)
+        .filter(forward_ceiling(report, list(report_forwarders(user, report))))
+        .exclude(pk__in=already)
+    )
+
+
+def forward_people(user, report: Report) -> QuerySet[User]:
+    """People `user` may name that the report's label lets them add, not yet named: for TLP:CLEAR and
+    TLP:RED anyone (TLP:RED only for the reporting organization), otherwise members of an active
+    organization under the label's ceiling."""
+    if not may_forward(user, report):
+        return User.objects.none()
+    people = addressable_people(user).exclude(
+        pk__in=report.grants.filter(user__isnull=False).values("user_id")
+    )
+    if report.tlp in (Tlp.CLEAR, Tlp.RED):
+        return people
+    ceiling = Organization.objects.filter(
+        forward_ceiling(report, list(report_forwarders(user, report))), active=True
+    )
+    return people.filter(_members_of(ceiling))
 
 
 def may_see_dashboard(user) -> bool:

@@ -6,12 +6,14 @@ app_name = "sharing"
 urlpatterns = [
     path("reports/", views.report_list, name="report_list"),
     path("reports/new/", views.report_create, name="report_create"),
+    path("reports/new/pickers/<slug:name>/", views.report_picker, name="report_picker"),
     path("reports/<uuid:pk>/", views.report_detail, name="report_detail"),
     path("reports/<uuid:pk>/update/", views.report_update, name="report_update"),
     path("reports/<uuid:pk>/comments/", views.report_comment, name="report_comment"),
     path("reports/<uuid:pk>/questions/", views.report_question, name="report_question"),
     path("reports/<uuid:pk>/questions/<int:question_pk>/answer/", views.report_answer, name="report_answer"),
     path("reports/<uuid:pk>/forward/", views.report_forward, name="report_forward"),
+    path("reports/<uuid:pk>/forward/pickers/<slug:name>/", views.forward_picker, name="forward_picker"),
     path("reports/<uuid:pk>/links/", views.report_link, name="report_link"),
     path("reports/<uuid:pk>/links/<uuid:other_pk>/remove/", views.report_unlink, name="report_unlink"),
     path("reports/<uuid:pk>/cause/", views.report_reclassify, name="report_reclassify"),
@@ -26,6 +28,7 @@ urlpatterns = [
     path("anonymized/<uuid:pk>/", views.anonymized_detail, name="anonymized_detail"),
     path("advisories/", views.advisory_list, name="advisory_list"),
     path("advisories/new/", views.advisory_create, name="advisory_create"),
+    path("advisories/new/pickers/<slug:name>/", views.advisory_picker, name="advisory_picker"),
     path("advisories/<uuid:pk>/", views.advisory_detail, name="advisory_detail"),
     path("advisories/<uuid:pk>/acknowledge/", views.advisory_acknowledge, name="advisory_acknowledge"),
     path(
@@ -33,6 +36,5 @@ urlpatterns = [
         views.advisory_acknowledgements,
         name="advisory_acknowledgements",
     ),
-    path("pickers/<slug:name>/", views.picker_results, name="picker_results"),
     path("inbox/", views.inbox, name="inbox"),
 ]

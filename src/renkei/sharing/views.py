@@ -23,14 +23,13 @@ from renkei.core.access import get_restricted_or_404
 from renkei.core.choices import Action
 from renkei.directory.choices import OrganizationType, Role
 from renkei.directory.models import Organization
-from renkei.sharing import downloads, services
+from renkei.sharing import downloads, selectors, services
 from renkei.sharing.choices import CommentKind, GrantReason, Tlp, VersionStage
 from renkei.sharing.deadlines import stage_deadlines
 from renkei.sharing.delivery import acknowledgement_reminders, advisory_recipient_memberships
 from renkei.sharing.forms import (
     ISSUER_TYPES,
     PICKER_LIMIT,
-    PICKERS,
     TLP_EXPLANATIONS,
     AcknowledgeForm,
     AdvisoryForm,
@@ -48,7 +47,6 @@ from renkei.sharing.forms import (
     picker_ids,
 )
 from renkei.sharing.models import (
-    FORWARD_ROLES,
     REPORTING_ROLES,
     TRIAGE_ROLES,
     Acknowledgement,
@@ -160,7 +158,10 @@ def report_create(request):
     if not organizations.exists():
         raise PermissionDenied
     form = ReportForm(request.POST or None, request.FILES or None, organizations=organizations, user=user)
-    if request.method == "POST" and form.is_valid():
+    if request.method == "POST" and form.picker_pressed():
+        # Without JavaScript: a picker's search, add or remove, not the report yet.
+        form = form.picked()
+    elif request.method == "POST" and form.is_valid():
         try:
             report = services.report_submit(
                 reporter=user, organization=form.cleaned_data["organization"], data=form.report_input()
@@ -196,22 +197,6 @@ def _audience(report: Report) -> dict:
     }
 
 
-def _forward_candidates(report: Report, user):
-    """Organizations the user could still add under the report's TLP ceiling (none for TLP:RED,
-    which reaches named people only). The ceiling is the service's own, so the form offers exactly
-    what `report_forward` accepts."""
-    if report.tlp == Tlp.RED:
-        return Organization.objects.none()
-    forwarders = list(_user_organizations(user, *FORWARD_ROLES).filter(report_grants__report=report))
-    already = report.grants.filter(organization__isnull=False).values("organization_id")
-    return (
-        Organization.objects.restrict(user)
-        .filter(services.forward_ceiling(report, forwarders), active=True)
-        .exclude(pk__in=already)
-        .order_by("type", "name_ja")
-    )
-
-
 def _permissions(report: Report, user) -> dict:
     is_source = _user_organizations(user, *REPORTING_ROLES).filter(pk=report.organization_id).exists()
     triage = _may(Report, user, Action.TRIAGE, report.pk)
@@ -227,7 +212,7 @@ def _permissions(report: Report, user) -> dict:
         "can_comment": _may(Report, user, Action.COMMENT, report.pk),
         "can_triage": triage,
         "can_answer": is_source,
-        "can_forward": _may(Report, user, Action.FORWARD, report.pk),
+        "can_forward": selectors.may_forward(user, report),
         "can_relabel": is_source or centre_triage,
         "can_anonymize": report.anonymized_copy_consent and (is_source or centre_anonymizer),
         "can_issue_advisory": _issuers(user).exists(),
@@ -290,9 +275,7 @@ def _render_report_detail(request, report: Report, status: int = 200, **bound_fo
             initial={"cause": report.cause.code}
         )
     if permissions["can_forward"]:
-        context["forward_form"] = bound_forms.get("forward_form") or ForwardForm(
-            organizations=_forward_candidates(report, user), user=user
-        )
+        context["forward_form"] = bound_forms.get("forward_form") or ForwardForm(report=report, user=user)
     if permissions["can_relabel"]:
         context["relabel_form"] = bound_forms.get("relabel_form") or RelabelForm(initial={"tlp": report.tlp})
     # A refused form is shown with its messages even where the page would not normally offer it.
@@ -342,8 +325,9 @@ def report_update(request, pk):
 
 
 def _report_action(request, pk, form_name: str, form, perform, success: str, **extra):
-    """Run one detail-page action: on success back to the report, otherwise the report again with
-    the form's messages (and a 400, so nothing looks done)."""
+    """Run one detail-page action: on success back to the report (or to the list, when the action
+    took the report out of the user's sight), otherwise the report again with the form's messages
+    (and a 400, so nothing looks done)."""
     report = _visible_report(request, pk)
     if form.is_valid():
         try:
@@ -352,6 +336,10 @@ def _report_action(request, pk, form_name: str, form, perform, success: str, **e
             _add_service_error(form, error)
         else:
             messages.success(request, success)
+            if not _may(Report, request.user, Action.VIEW, report.pk):
+                # Relabelling to TLP:RED leaves the report to its named people and the source.
+                messages.info(request, _("You are no longer among those who may see this report."))
+                return redirect("sharing:report_list")
             return redirect("sharing:report_detail", pk=report.pk)
     return _render_report_detail(request, report, status=400, **{form_name: form}, **extra)
 
@@ -412,14 +400,21 @@ def report_answer(request, pk, question_pk):
 def report_forward(request, pk):
     user = request.user
     report = _visible_report(request, pk, Action.FORWARD)
-    form = ForwardForm(request.POST, organizations=_forward_candidates(report, user), user=user)
+    form = ForwardForm(request.POST, report=report, user=user)
+    if form.picker_pressed():
+        # Without JavaScript: a picker's search, add or remove, not the forwarding yet.
+        return _render_report_detail(request, report, forward_form=form.picked())
     return _report_action(
         request,
         pk,
         "forward_form",
         form,
         lambda report, data: services.report_forward(
-            actor=user, report=report, organizations=list(data["organizations"]), users=data["people"]
+            actor=user,
+            report=report,
+            # A TLP:RED report's form has no organizations to choose.
+            organizations=list(data.get("organizations", ())),
+            users=list(data["people"]),
         ),
         _("The report has been forwarded."),
     )
@@ -541,16 +536,50 @@ def advisory_create(request):
     return render(request, "sharing/advisory_form.html", context)
 
 
-@login_required
-def picker_results(request, name):
-    """A picker's search results as you type (htmx): organizations or people the user may see,
-    without those already chosen. Without JavaScript, the form's own Search button does this."""
-    if name not in PICKERS:
+def _picker_results(request, form, name: str):
+    """A picker's matches as you type (htmx): what the form's field accepts, without those already
+    chosen. Without JavaScript, the form's own Search button does this."""
+    if name not in form.picker_names():
         raise Http404
-    query = request.GET.get(f"{name}_q", "").strip()[:200]
-    results = PICKERS[name](request.user, query, exclude=picker_ids(request.GET.getlist(name)))
-    context = {"name": name, "query": query, "results": results, "limit": PICKER_LIMIT}
+    key = form.add_prefix(name)
+    query = request.GET.get(f"{key}_q", "").strip()[:200]
+    context = {
+        "name": key,
+        "query": query,
+        "results": form.picker_search(name, query, exclude=picker_ids(request.GET.getlist(key))),
+        "limit": PICKER_LIMIT,
+        "notice": form.picker_notice(name),
+    }
     return render(request, "sharing/includes/picker_results.html", context)
+
+
+@login_required
+def advisory_picker(request, name):
+    user = request.user
+    issuers = _issuers(user)
+    if not issuers.exists():
+        raise PermissionDenied
+    # The issuing organization and the label as the page has them now (AdvisoryForm.picker_include).
+    initial = {"organization": request.GET.get("organization"), "tlp": request.GET.get("tlp")}
+    return _picker_results(request, AdvisoryForm(issuers=issuers, user=user, initial=initial), name)
+
+
+@login_required
+def report_picker(request, name):
+    user = request.user
+    organizations = _user_organizations(user, *REPORTING_ROLES)
+    if not organizations.exists():
+        raise PermissionDenied
+    return _picker_results(request, ReportForm(organizations=organizations, user=user), name)
+
+
+@login_required
+def forward_picker(request, pk, name):
+    user = request.user
+    report = _visible_report(request, pk, Action.FORWARD)
+    if not selectors.may_forward(user, report):
+        raise Http404
+    return _picker_results(request, ForwardForm(report=report, user=user), name)
 
 
 def _valid_ids(values) -> list[uuid.UUID]:
@@ -737,8 +766,20 @@ def anonymized_create(request, pk):
         except ValidationError as error:
             _add_service_error(form, error)
         else:
-            messages.success(request, _("The anonymized copy has been published."))
-            return redirect("sharing:anonymized_detail", pk=copy.pk)
+            if _may(AnonymizedReport, user, Action.VIEW, copy.pk):
+                messages.success(request, _("The anonymized copy has been published."))
+                return redirect("sharing:anonymized_detail", pk=copy.pk)
+            # A copy for other sectors need not reach its creator: say where it went instead.
+            audience = copy.audience.select_related("sector", "organization", "user")
+            messages.success(
+                request,
+                _(
+                    "The anonymized copy has been published to: %(audience)s. "
+                    "You are not among its recipients, so you cannot open it."
+                )
+                % {"audience": ", ".join(str(entry) for entry in audience)},
+            )
+            return redirect("sharing:report_detail", pk=report.pk)
     context = {"report": report, "form": form, "observables": observables, "nav_section": "reports"}
     return render(request, "sharing/anonymized_form.html", context)
 

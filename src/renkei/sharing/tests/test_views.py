@@ -16,8 +16,9 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from renkei.audit.models import AuditRecord
 from renkei.directory.choices import Role
+from renkei.directory.models import Membership
 from renkei.directory.tests.factories import OrganizationFactory, member
-from renkei.sharing.choices import CommentKind, Tlp
+from renkei.sharing.choices import CommentKind, GrantReason, Tlp
 from renkei.sharing.models import (
     Acknowledgement,
     Advisory,
@@ -272,7 +273,7 @@ def test_report_form_errors_are_readable(community, settings):
     assert response.status_code == 200
     assert "title" in errors
     assert errors["attachments"] == ["dump.bin is larger than the limit of 1 MB."]
-    assert errors["recipients"] == ["No such person: nobody-here."]
+    assert errors["recipients"] == ["“nobody-here” is not a person's id."]
     assert not Report.objects.exists()
     # The service's refusal lands on its field.
     response = client.post(reverse("sharing:report_create"), report_post(community, detected_at=future))
@@ -568,15 +569,18 @@ def advisory_post(organization, **audience) -> dict:
     } | audience
 
 
-def picker(client, name: str, query: str, **params):
-    return client.get(
-        reverse("sharing:picker_results", kwargs={"name": name}),
-        {f"{name}_q": query, **params},
-        HTTP_HX_REQUEST="true",
-    )
+def picker(client, name: str, query: str, *, url: str = "", key: str = "", **params):
+    """A picker's matches as htmx asks for them: the advisory form's, unless `url` names another
+    (with `key`, the field's name in its form, for a prefixed form)."""
+    url = url or reverse("sharing:advisory_picker", kwargs={"name": name})
+    return client.get(url, {f"{key or name}_q": query, **params}, HTTP_HX_REQUEST="true")
 
 
-def test_picker_finds_organizations_the_user_may_see_by_japanese_or_english_name(sharing_community):
+def found(response) -> set[int]:
+    return {item.pk for item in response.context["results"]}
+
+
+def test_picker_finds_organizations_by_japanese_or_english_name(sharing_community):
     c = sharing_community
     closed = OrganizationFactory(name_ja="閉鎖した銀行", name_en="Closed Bank", active=False)
     client = signed_in(c.nisc_coordinator)
@@ -593,19 +597,12 @@ def test_picker_finds_organizations_the_user_may_see_by_japanese_or_english_name
     html = response.content.decode()
     assert f'name="organizations_add" value="{c.bank_b.pk}"' in html
     assert f'<input type="hidden" name="organizations" value="{c.bank_b.pk}">' in html  # its chip
-    # An international partner sees only itself and the national centre, in search as everywhere.
-    partner = signed_in(c.partner_analyst)
-    assert picker(partner, "organizations", "Bank").context["results"] == []
-    assert [item.pk for item in picker(partner, "organizations", "Partner").context["results"]] == [
-        c.partner.pk
-    ]
-    assert [item.pk for item in picker(partner, "organizations", c.nisc.name_ja).context["results"]] == [
-        c.nisc.pk
-    ]
-    assert "Nothing matches" in picker(partner, "organizations", "Bank").content.decode()
-    # Nothing typed, nothing listed; an unknown picker is missing; signed-out people go to log in.
+    assert "Nothing matches" in picker(client, "organizations", "存在しない組織").content.decode()
+    # Nothing typed, nothing listed; an unknown picker is missing; the advisory form's pickers are
+    # for those who may issue advisories; signed-out people go to log in.
     assert picker(client, "organizations", " ").context["results"] == []
     assert picker(client, "sectors", "金融").status_code == 404
+    assert picker(signed_in(c.bank_a_reporter), "organizations", "銀行").status_code == 403
     assert picker(Client(), "organizations", "銀行").status_code == 302
 
 
@@ -666,13 +663,16 @@ def test_advisory_refuses_ids_posted_by_hand_that_the_issuer_may_not_name(sharin
     pickers = response.context["form"].pickers
     assert [item.pk for item in pickers["organizations"]["chosen"]] == [c.bank_b.pk]
     assert pickers["people"]["chosen"] == []
-    # An organization the ministry may see but not address (outside the sectors it oversees):
-    # the service refuses, on the picker.
+    # An organization the ministry may see but not address (outside the sectors it oversees): as
+    # refused as one it cannot see, and never offered.
     response = fsa.post(
         reverse("sharing:advisory_create"), advisory_post(c.fsa, organizations=[c.hospital.pk])
     )
     assert response.status_code == 200
-    assert "outside the audience" in response.context["form"].errors["organizations"][0]
+    assert response.context["form"].errors["organizations"] == [
+        f"Organization {c.hospital.pk} is not one you can choose."
+    ]
+    assert found(picker(fsa, "organizations", c.hospital.name_ja)) == set()
     response = fsa.post(reverse("sharing:advisory_create"), advisory_post(c.fsa, organizations=["x"]))
     assert response.context["form"].errors["organizations"] == ["“x” is not an organization id."]
     assert not Advisory.objects.exists()
@@ -727,7 +727,9 @@ def test_advisory_form_has_labelled_pickers_and_no_inline_code(community):
     html = response.content.decode()
     for name in ("organizations", "people"):
         assert f'<label class="picker__label" for="id_{name}_q">' in html
-        assert f'hx-get="/sharing/pickers/{name}/"' in html and f'hx-include="#id_{name}_chosen"' in html
+        assert f'hx-get="/sharing/advisories/new/pickers/{name}/"' in html
+        # The matches depend on the issuing organization and the label, so the search sends them.
+        assert f'hx-include="#id_{name}_chosen, #id_organization, [name=tlp]:checked"' in html
         assert f'<button class="button button--secondary" type="submit" name="{name}_search"' in html
     assert "<select" not in html.split('id="id_organizations_chosen"')[1].split("</fieldset>")[0]
     for page in (reverse("sharing:advisory_create"), reverse("sharing:report_create")):
@@ -915,3 +917,286 @@ def test_sharing_with_a_ceptoar_is_offered_only_to_members_of_one(community):
     )
     report = Report.objects.get()
     assert response.status_code == 302 and not report.share_with_ceptoar
+
+
+def messages_shown(response) -> list[str]:
+    return [str(message) for message in response.context["messages"]]
+
+
+def test_anonymized_copy_its_creator_may_not_open_leads_back_to_the_report_saying_where_it_went(
+    community,
+):
+    report = report_for(community.bank_a_reporter, community.bank_a, anonymized_copy_consent=True)
+    centre = signed_in(community.nisc_coordinator)
+    # For the medical sector only: the national centre is not in it, so the copy is not its to open.
+    response = centre.post(
+        reverse("sharing:anonymized_create", kwargs={"pk": report.pk}),
+        {
+            "title": "金融機関への不正アクセス",
+            "narrative": "ある事業者で不正アクセスの痕跡を確認。",
+            "keep_sector": "on",
+            "tlp": "GREEN",
+            "sectors": [community.medical.pk],
+        },
+        follow=True,
+    )
+    copy = AnonymizedReport.objects.get()
+    assert response.redirect_chain == [(detail(report), 302)]
+    assert messages_shown(response) == [
+        f"The anonymized copy has been published to: {community.medical.name_en}. "
+        "You are not among its recipients, so you cannot open it."
+    ]
+    copy_url = reverse("sharing:anonymized_detail", kwargs={"pk": copy.pk})
+    assert centre.get(copy_url).status_code == 404
+    assert signed_in(community.hospital_reporter).get(copy_url).status_code == 200
+
+
+def test_relabelling_a_report_out_of_ones_own_sight_leads_back_to_the_list(community):
+    report = report_for(community.bank_a_reporter, community.bank_a)
+    url = reverse("sharing:report_relabel", kwargs={"pk": report.pk})
+    # The bank's administrator may relabel its reports; under TLP:RED it is neither the reporter, an
+    # officer nor named, so the report leaves its sight.
+    admin = signed_in(community.bank_a_admin)
+    response = admin.post(url, {"relabel-tlp": "RED"}, follow=True)
+    assert response.redirect_chain == [(reverse("sharing:report_list"), 302)]
+    assert messages_shown(response) == [
+        "The label has been changed.",
+        "You are no longer among those who may see this report.",
+    ]
+    report.refresh_from_db()
+    assert report.tlp == Tlp.RED
+    assert admin.get(detail(report)).status_code == 404
+    # The national centre's coordinator is named when a report turns TLP:RED: it stays on the report.
+    other = report_for(community.bank_a_reporter, community.bank_a)
+    response = signed_in(community.nisc_coordinator).post(
+        reverse("sharing:report_relabel", kwargs={"pk": other.pk}),
+        {"relabel-tlp": "RED", "relabel-source_consent": "on"},
+    )
+    assert response.status_code == 302 and response["Location"] == detail(other)
+
+
+# --- Pickers: only whom the user may address ---------------------------------------------------------
+
+
+def test_advisory_pickers_offer_only_whom_the_issuing_organization_may_address(sharing_community):
+    c = sharing_community
+    closed = OrganizationFactory(
+        name_ja="閉鎖した銀行", sectors=[c.finance], parent=c.bank_ceptoar, active=False
+    )
+    # A ministry: the active organizations of the sectors it oversees, and their people.
+    fsa = signed_in(c.fsa_coordinator)
+    banks = found(picker(fsa, "organizations", "銀行"))
+    assert {c.bank_a.pk, c.bank_b.pk, c.bank_ceptoar.pk} <= banks and closed.pk not in banks
+    assert found(picker(fsa, "organizations", c.hospital.name_ja)) == set()
+    assert found(picker(fsa, "people", "bank_b")) == {c.bank_b_reporter.pk, c.bank_b_officer.pk}
+    # A CEPTOAR: its member organizations and their people, not itself, another CEPTOAR or the
+    # ministry it can see.
+    ceptoar = signed_in(c.ceptoar_officer)
+    assert found(picker(ceptoar, "organizations", "銀行")) == {c.bank_a.pk, c.bank_b.pk}
+    assert found(picker(ceptoar, "organizations", "証券")) == set()
+    assert found(picker(ceptoar, "people", "fsa")) == set()
+    offered = found(picker(ceptoar, "people", "bank_a"))
+    assert offered == {c.bank_a_reporter.pk, c.bank_a_admin.pk, c.bank_a_officer.pk}
+    # What the pickers offer, the service takes.
+    response = ceptoar.post(
+        reverse("sharing:advisory_create"),
+        advisory_post(c.bank_ceptoar, organizations=[c.bank_a.pk, c.bank_b.pk], people=sorted(offered)),
+    )
+    assert response.status_code == 302
+    assert Advisory.objects.get().audience.count() == 5
+
+
+def test_advisory_pickers_follow_the_chosen_issuer_and_label(sharing_community):
+    c = sharing_community
+    # Someone issuing for a ministry and for a CEPTOAR: the search sends the one chosen.
+    two_hats = member(c.fsa, Role.OFFICER, "two_hats")
+    Membership.objects.create(user=two_hats, organization=c.bank_ceptoar, role=Role.OFFICER)
+    client = signed_in(two_hats)
+    assert found(picker(client, "organizations", "証券", organization=c.bank_ceptoar.pk)) == set()
+    assert c.securities_ceptoar.pk in found(picker(client, "organizations", "証券", organization=c.fsa.pk))
+    # None chosen yet (or one that is not theirs): whom either may address.
+    for organization in ("", "junk", c.nisc.pk):
+        assert c.securities_ceptoar.pk in found(
+            picker(client, "organizations", "証券", organization=organization)
+        )
+    # The label: the public only under TLP:CLEAR; under TLP:RED named people only.
+    nisc = signed_in(c.nisc_coordinator)
+    assert found(picker(nisc, "organizations", "Citizen", tlp="AMBER")) == set()
+    assert found(picker(nisc, "organizations", "Citizen", tlp="CLEAR")) == {c.public.pk}
+    assert found(picker(nisc, "people", "citizen", tlp="GREEN")) == set()
+    assert found(picker(nisc, "people", "citizen", tlp="CLEAR")) == {c.citizen.pk}
+    red = picker(nisc, "organizations", "銀行", tlp="RED")
+    assert found(red) == set() and "TLP:RED goes to named people only" in red.content.decode()
+    assert c.bank_a_officer.pk in found(picker(nisc, "people", "bank_a", tlp="RED"))
+    # Without JavaScript, the search runs under the label the form has.
+    response = nisc.post(
+        reverse("sharing:advisory_create"),
+        advisory_post(c.nisc, tlp="RED") | {"organizations_q": "銀行", "organizations_search": "1"},
+    )
+    assert response.context["form"].pickers["organizations"]["results"] == []
+    assert "TLP:RED goes to named people only" in response.content.decode()
+    # A public organization chosen under TLP:CLEAR stays chosen when the label changes; the service
+    # says why it no longer fits.
+    response = nisc.post(
+        reverse("sharing:advisory_create"), advisory_post(c.nisc, tlp="AMBER", organizations=[c.public.pk])
+    )
+    form = response.context["form"]
+    assert "Only TLP:CLEAR may reach outside" in form.non_field_errors()[0]
+    assert [item.pk for item in form.pickers["organizations"]["chosen"]] == [c.public.pk]
+    assert not Advisory.objects.exists()
+
+
+def forward_picker(client, report, name: str, query: str, **params):
+    url = reverse("sharing:forward_picker", kwargs={"pk": report.pk, "name": name})
+    return picker(client, name, query, url=url, key=f"forward-{name}", **params)
+
+
+def test_forward_form_picks_organizations_and_people_within_the_label(sharing_community):
+    c = sharing_community
+    report = report_for(c.bank_a_reporter, c.bank_a)
+    fsa = signed_in(c.fsa_coordinator)
+    html = fsa.get(detail(report)).content.decode()
+    for name in ("organizations", "people"):
+        assert f'<label class="picker__label" for="id_forward-{name}_q">' in html
+        assert f'hx-get="/sharing/reports/{report.pk}/forward/pickers/{name}/"' in html
+        assert f'hx-include="#id_forward-{name}_chosen"' in html
+        assert f'name="forward-{name}_search"' in html
+    assert "<select" not in html.split('name="_refresh"')[1].split("</form>")[0]
+    assert 'src="/static/renkei/js/forms.js"' in html
+    # TLP:AMBER: the ministry passes it on within the sectors it oversees; not to those who have it.
+    banks = found(forward_picker(fsa, report, "organizations", "銀行"))
+    assert c.bank_b.pk in banks and c.bank_a.pk not in banks
+    assert found(forward_picker(fsa, report, "organizations", c.hospital.name_ja)) == set()
+    assert found(forward_picker(fsa, report, "people", "bank_a")) == {c.bank_a_admin.pk, c.bank_a_officer.pk}
+    assert found(forward_picker(fsa, report, "people", "hospital")) == set()
+    assert found(forward_picker(fsa, report, "people", "securities")) == {c.securities_officer.pk}
+    # What the pickers offer, the service takes.
+    response = fsa.post(
+        reverse("sharing:report_forward", kwargs={"pk": report.pk}),
+        {"forward-organizations": [c.bank_b.pk], "forward-people": [c.securities_officer.pk]},
+    )
+    assert response.status_code == 302
+    assert report.grants.filter(organization=c.bank_b).exists()
+    assert report.grants.filter(user=c.securities_officer).exists()
+    # Those who may not forward get no matches: the same 404 as a missing page.
+    assert forward_picker(signed_in(c.bank_b_reporter), report, "people", "bank").status_code == 404
+    assert forward_picker(fsa, report, "sectors", "金融").status_code == 404
+
+
+def test_red_report_names_people_only_and_only_the_source_names_more(sharing_community):
+    c = sharing_community
+    # The duty coordinators of the ministry and the national centre are named at submission.
+    report = report_for(c.bank_a_reporter, c.bank_a, tlp=Tlp.RED)
+    officer = signed_in(c.bank_a_officer)
+    form = officer.get(detail(report)).context["forward_form"]
+    assert list(form.pickers) == ["people"] and form.fields["people"].label == "Named people"
+    assert forward_picker(officer, report, "organizations", "銀行").status_code == 404
+    # People the officer may see, not yet named.
+    assert found(forward_picker(officer, report, "people", "ceptoar")) == {c.ceptoar_officer.pk}
+    assert found(forward_picker(officer, report, "people", "coord")) == set()
+    assert found(forward_picker(officer, report, "people", "bank_b")) == set()
+    response = officer.post(
+        reverse("sharing:report_forward", kwargs={"pk": report.pk}),
+        {"forward-people": [c.ceptoar_officer.pk]},
+    )
+    assert response.status_code == 302
+    assert report.grants.get(user=c.ceptoar_officer).reason == GrantReason.NAMED
+    response = officer.post(reverse("sharing:report_forward", kwargs={"pk": report.pk}), {})
+    assert response.context["forward_form"].non_field_errors() == ["Choose at least one person."]
+    # A named ministry coordinator sees the report but may not name more people.
+    fsa = signed_in(c.fsa_coordinator)
+    assert "forward_form" not in fsa.get(detail(report)).context
+    assert forward_picker(fsa, report, "people", "bank").status_code == 404
+
+
+def test_forward_pickers_work_without_javascript(sharing_community):
+    c = sharing_community
+    report = report_for(c.bank_a_reporter, c.bank_a)
+    fsa = signed_in(c.fsa_coordinator)
+    url = reverse("sharing:report_forward", kwargs={"pk": report.pk})
+    response = fsa.post(url, {"forward-people_q": "bank_b_off", "forward-people_search": "1"})
+    assert response.status_code == 200
+    form = response.context["forward_form"]
+    assert not form.is_bound and not form.errors
+    assert [item.pk for item in form.pickers["people"]["results"]] == [c.bank_b_officer.pk]
+    assert re.search(r'name="forward-people_q" value="bank_b_off"[^>]*autofocus', response.content.decode())
+    response = fsa.post(url, {"forward-people_add": str(c.bank_b_officer.pk)})
+    assert [item.pk for item in response.context["forward_form"].pickers["people"]["chosen"]] == [
+        c.bank_b_officer.pk
+    ]
+    # Enter presses the hidden first button: the page comes back, nothing forwarded.
+    response = fsa.post(url, {"forward-people": [c.bank_b_officer.pk], "_refresh": "1"})
+    assert response.status_code == 200 and not response.context["forward_form"].errors
+    assert not report.grants.filter(user=c.bank_b_officer).exists()
+    response = fsa.post(url, {"forward-people": [c.bank_b_officer.pk]})
+    assert response.status_code == 302 and report.grants.filter(user=c.bank_b_officer).exists()
+
+
+def recipients_picker(client, query: str):
+    url = reverse("sharing:report_picker", kwargs={"name": "recipients"})
+    return picker(client, "recipients", query, url=url)
+
+
+def test_red_recipients_are_picked_from_people_the_reporter_may_see(sharing_community):
+    c = sharing_community
+    client = signed_in(c.bank_a_reporter)
+    html = client.get(reverse("sharing:report_create")).content.decode()
+    assert '<label class="picker__label" for="id_recipients_q">' in html
+    assert 'hx-get="/sharing/reports/new/pickers/recipients/"' in html
+    # Enter presses a hidden first button, which never submits the report half-addressed.
+    report_form = html.split('enctype="multipart/form-data"')[1]
+    assert 'name="_refresh"' in re.search(r"<button[^>]*>", report_form).group(0)
+    assert found(recipients_picker(client, "fsa_coord")) == {c.fsa_coordinator.pk}
+    assert found(recipients_picker(client, "hospital")) == set()  # outside the bank's chain
+    # An international partner sees its own people and the national centre's, in search as elsewhere.
+    partner = signed_in(member(c.partner, Role.REPORTER, "partner_reporter"))
+    assert found(recipients_picker(partner, "coord")) == {c.nisc_coordinator.pk}
+    # Only those who may report get the report form's picker.
+    assert recipients_picker(signed_in(c.fsa_coordinator), "bank").status_code == 403
+    url = reverse("sharing:report_create")
+    response = client.post(url, report_post(c, tlp="RED", recipients=[c.hospital_reporter.pk]))
+    assert response.context["form"].errors["recipients"] == [
+        f"Person {c.hospital_reporter.pk} is not one you can choose."
+    ]
+    response = client.post(url, report_post(c, tlp="AMBER", recipients=[c.fsa_coordinator.pk]))
+    assert response.context["form"].errors["recipients"] == ["Named recipients are only for TLP:RED reports."]
+    assert not Report.objects.exists()
+    response = client.post(url, report_post(c, tlp="RED", recipients=[c.fsa_coordinator.pk]))
+    assert response.status_code == 302
+    named = Report.objects.get().grants.filter(reason=GrantReason.NAMED)
+    assert list(named.values_list("user", flat=True)) == [c.fsa_coordinator.pk]
+
+
+def test_recipients_picker_works_without_javascript_and_keeps_what_was_entered(community):
+    client = signed_in(community.bank_a_reporter)
+    url = reverse("sharing:report_create")
+    typed = report_post(community, tlp="RED")
+    log = SimpleUploadedFile("log.txt", b"suspicious", content_type="text/plain")
+    response = client.post(
+        url, typed | {"recipients_q": "fsa", "recipients_search": "1", "attachments": [log]}
+    )
+    assert response.status_code == 200 and not Report.objects.exists()
+    form = response.context["form"]
+    assert not form.is_bound and not form.errors
+    assert [item.pk for item in form.pickers["recipients"]["results"]] == [community.fsa_coordinator.pk]
+    # What was entered comes back, the observable rows too; a file has to be chosen again.
+    assert [(row["type"].value(), row["value"].value()) for row in form.observable_rows.forms][:3] == [
+        ("ipv4-addr", "203.0.113.5"),
+        ("domain-name", "evil.example.com"),
+        (None, None),
+    ]
+    html = response.content.decode()
+    assert 'value="勘定系システムへの不正アクセス"' in html
+    assert "The files chosen before were not kept when the page came back: choose them again." in html
+    assert re.search(r'name="recipients_q" value="fsa"[^>]*autofocus', html)
+    response = client.post(url, typed | {"recipients_add": str(community.fsa_coordinator.pk)})
+    assert [item.pk for item in response.context["form"].pickers["recipients"]["chosen"]] == [
+        community.fsa_coordinator.pk
+    ]
+    assert "choose them again" not in response.content.decode()
+    # Enter in a text field brings the page back; nothing is submitted.
+    response = client.post(url, typed | {"_refresh": "1"})
+    assert response.status_code == 200 and not Report.objects.exists()
+    response = client.post(url, typed | {"recipients": [community.fsa_coordinator.pk]})
+    assert response.status_code == 302
+    assert Report.objects.get().grants.filter(user=community.fsa_coordinator, reason=GrantReason.NAMED)

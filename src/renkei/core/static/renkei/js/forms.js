@@ -9,7 +9,9 @@
  * Pickers ([data-picker]): chosen organizations or people are chips holding hidden inputs. The
  * search box asks the server for matches through htmx as you type; "Add" turns a match into a chip
  * (rendered by the server in the match's <template>), "×" removes a chip. Without this file the
- * same buttons submit the form back to the page, which does the same on the server.
+ * same buttons submit the form back to the page, which does the same on the server. A picker whose
+ * matches depend on other fields ([data-picker-depends], e.g. the label chosen) searches again when
+ * one of them changes.
  *
  * Served from our own origin; the CSP allows no inline script, so nothing here is inline either.
  */
@@ -91,10 +93,12 @@
     picker.querySelector("[data-picker-none]").hidden = chosen.children.length > 0;
   }
 
-  function search(picker) {
+  function search(picker, { focus = true } = {}) {
     const query = picker.querySelector("[data-picker-query]");
     window.htmx.trigger(query, "picker-search");
-    query.focus();
+    if (focus) {
+      query.focus();
+    }
   }
 
   function addChip(button) {
@@ -158,6 +162,20 @@
       event.preventDefault();
       search(target.closest("[data-picker]"));
     }
+  });
+
+  // Matches shown for an earlier label or issuer may no longer be choosable: ask again.
+  document.addEventListener("change", (event) => {
+    const target = event.target instanceof Element ? event.target : null;
+    if (!target || !window.htmx) {
+      return;
+    }
+    document.querySelectorAll("[data-picker-depends]").forEach((picker) => {
+      const query = picker.querySelector("[data-picker-query]");
+      if (query.value.trim() && target.matches(picker.dataset.pickerDepends)) {
+        search(picker, { focus: false });
+      }
+    });
   });
 
   // After htmx puts new matches in, say how many there are.

@@ -5,6 +5,9 @@ gunicorn on PostgreSQL, as a ratio to the same server's trivial authenticated en
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/renkei_bench_http \
         .venv/bin/python bench/report_submission.py
 
+BENCH_THREADS=4 runs gthread workers with that many threads each (default: sync workers, as the
+README's deployment).
+
 Goal (issue 3): submissions/s >= 0.5 x the /me ceiling. Clients and server share this machine, so
 both figures carry the same load-generator cost; the ratio is what to compare between runs.
 """
@@ -26,6 +29,7 @@ from benchdb import create_database
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "32"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "20"))
 WORKERS = int(os.environ.get("BENCH_WORKERS", str(2 * (os.cpu_count() or 1))))
+THREADS = int(os.environ.get("BENCH_THREADS", "1"))
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -127,6 +131,8 @@ def main() -> None:
             "renkei.wsgi",
             "--workers",
             str(WORKERS),
+            "--threads",
+            str(THREADS),
             "--bind",
             f"127.0.0.1:{port}",
             "--log-level",
@@ -153,7 +159,10 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
-    print(f"{CLIENTS} clients, {SECONDS:.0f} s each, gunicorn with {WORKERS} workers, PostgreSQL")
+    print(
+        f"{CLIENTS} clients, {SECONDS:.0f} s each, gunicorn with {WORKERS} workers × {THREADS} threads, "
+        "PostgreSQL"
+    )
     print(f"{'endpoint':<24}{'req/s':>10}{'p99 ms':>10}")
     for label, rate, p99 in rows:
         print(f"{label:<24}{rate:>10.1f}{p99 * 1000:>10.1f}")

@@ -22,8 +22,14 @@ SEAL_ROUNDS = 10
 logger = logging.getLogger(__name__)
 
 
-def snapshot(instance: models.Model, *, exclude: tuple[str, ...] = ("password",)) -> dict:
-    """A JSON-safe picture of a model instance's concrete fields and many-to-many ids."""
+def snapshot(
+    instance: models.Model, *, exclude: tuple[str, ...] = ("password",), just_created: bool = False
+) -> dict:
+    """A JSON-safe picture of a model instance's concrete fields and many-to-many ids.
+
+    `just_created`: the instance was inserted in this transaction and nothing was added to its
+    many-to-many fields yet, so they are empty without asking the database.
+    """
     data: dict = {}
     for field in instance._meta.concrete_fields:
         if field.name in exclude:
@@ -31,9 +37,8 @@ def snapshot(instance: models.Model, *, exclude: tuple[str, ...] = ("password",)
         data[field.attname] = _json_value(field.value_from_object(instance))
     if instance.pk is not None:
         for field in instance._meta.many_to_many:
-            data[field.name] = sorted(
-                _json_value(pk) for pk in getattr(instance, field.name).values_list("pk", flat=True)
-            )
+            ids = [] if just_created else getattr(instance, field.name).values_list("pk", flat=True)
+            data[field.name] = sorted(_json_value(pk) for pk in ids)
     return data
 
 

@@ -240,9 +240,11 @@ def _validate_report(data: ReportInput) -> list[ObservableInput]:
 
 def mandated_chain(organization: Organization, sector: Sector) -> list[Organization]:
     """The sector's ministries and the national centre: every report's mandatory recipients."""
-    ministries = list(sector.ministries.filter(active=True))
-    centres = list(Organization.objects.filter(type=OrganizationType.NATIONAL_CENTER, active=True))
-    return ministries + centres
+    chain = Organization.objects.filter(
+        Q(pk__in=sector.ministries.values("pk")) | Q(type=OrganizationType.NATIONAL_CENTER), active=True
+    )
+    # Ministries first, then the centre: the order grants and duty coordinators are listed in.
+    return sorted(chain, key=lambda org: (org.type == OrganizationType.NATIONAL_CENTER, org.pk))
 
 
 def duty_coordinators(organizations: Sequence[Organization]) -> list[User]:
@@ -410,7 +412,9 @@ def report_submit(*, reporter: User, organization: Organization, data: ReportInp
         *((GrantReason.NAMED, person) for person in recipients),
     ]
     _grant_new_report(report, audience, by=reporter)
-    audit_write(actor=reporter, action=AuditAction.CREATE, obj=report, after=snapshot(report))
+    audit_write(
+        actor=reporter, action=AuditAction.CREATE, obj=report, after=snapshot(report, just_created=True)
+    )
     _notify_report(report, "submitted")
     return report
 

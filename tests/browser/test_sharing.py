@@ -187,6 +187,14 @@ def test_report_up_question_answer_advisory_down_and_live_acknowledgement(
     page.get_by_label("件名").press("Enter")
     expect(chips).to_have_count(1)
     assert not Advisory.objects.filter(title=ADVISORY_TITLE).exists()
+    # An indicator to look for, in a row like the report's, and the list of them as a file.
+    advisory_rows = page.get_by_role("group", name="観測情報").locator("[data-row]")
+    expect(advisory_rows).to_have_count(1)
+    advisory_rows.nth(0).get_by_role("combobox").select_option("ipv4-addr")
+    advisory_rows.nth(0).get_by_role("textbox").fill("198.51.100.20")
+    page.get_by_label("添付ファイル").set_input_files(
+        [{"name": "indicators.csv", "mimeType": "text/csv", "buffer": b"ipv4-addr,198.51.100.20\n"}]
+    )
     page.get_by_label("受信者に受領確認を求める").check()
     page.get_by_role("button", name="情報提供を発出").click()
     visitor.checkpoint("advisory-issued")
@@ -206,6 +214,10 @@ def test_report_up_question_answer_advisory_down_and_live_acknowledgement(
         operator.checkpoint("inbox")
         operator.page.get_by_role("link", name=ADVISORY_TITLE).click()
         operator.checkpoint("advisory-for-operator")
+        expect(operator.page.get_by_role("cell", name="198.51.100.20")).to_be_visible()
+        with operator.page.expect_download() as download:
+            operator.page.get_by_role("link", name="indicators.csv").click()
+        assert download.value.suggested_filename == "indicators.csv"
         operator.page.get_by_role("button", name="受領確認").click()
         operator.checkpoint("advisory-acknowledged")
         expect(operator.page.get_by_role("status").first).to_contain_text("受領確認を記録しました。")
@@ -215,9 +227,9 @@ def test_report_up_question_answer_advisory_down_and_live_acknowledgement(
         Acknowledgement.objects.get(advisory__title=ADVISORY_TITLE).organization.name_ja
         == OPERATOR_ORGANIZATION
     )
-    assert [
-        entry.organization.name_ja for entry in Advisory.objects.get(title=ADVISORY_TITLE).audience.all()
-    ] == [OPERATOR_ORGANIZATION]
+    advisory = Advisory.objects.get(title=ADVISORY_TITLE)
+    assert [entry.organization.name_ja for entry in advisory.audience.all()] == [OPERATOR_ORGANIZATION]
+    assert list(advisory.observables.values_list("type", "value")) == [("ipv4-addr", "198.51.100.20")]
 
     # 6. The issuer's table shows it without a reload.
     expect(bank_row).to_contain_text("受領確認済み", timeout=LIVE_UPDATE_TIMEOUT_MS)

@@ -9,7 +9,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -158,33 +158,49 @@ def audit_seal(*, batch_size: int = 500, wait: bool = False) -> int:
     it could have missed committed before that look. Under load one seal chains many records
     instead of every writer queueing for the head. SEAL_ROUNDS bounds how long one writer keeps
     sealing others' records; what it leaves is sealed by the next seal, the periodic upkeep or
-    `audit verify`. With `wait`, the seal queues for the head and goes on until nothing is pending.
+    `audit verify`. With `wait`, the seal queues for the head and drains any backlog first.
     """
     sealed = 0
     for round_number in itertools.count(1):
-        with transaction.atomic():
-            head = AuditChainHead.objects.select_for_update(skip_locked=not wait).filter(pk=1).first()
-            if head is None:
-                if not wait and AuditChainHead.objects.filter(pk=1).exists():
-                    return sealed  # another seal holds the head and will pick our records up
-                if AuditRecord.objects.filter(seq__isnull=False).exists():
-                    logger.error("The audit chain's head is missing: nothing sealed.")
-                    return sealed
-                head = AuditChainHead.objects.create(pk=1, last_hash=GENESIS_HASH, length=0)
-            pending = list(AuditRecord.objects.filter(seq__isnull=True).order_by("id")[:batch_size])
-            prev_hash, length = head.last_hash, head.length
-            for record in pending:
-                length += 1
-                record.seq, record.prev_hash = length, prev_hash
-                record.hash = prev_hash = _hash_of(record)
-                AuditRecord.objects.chain_unsealed(record)
-            if pending:
-                AuditChainHead.objects.filter(pk=head.pk).update(last_hash=prev_hash, length=length)
-        sealed += len(pending)
-        if len(pending) < batch_size and not AuditRecord.objects.filter(seq__isnull=True).exists():
+        try:
+            pending = _seal_batch(batch_size, wait=wait)
+        except IntegrityError:
+            # A place after the head is taken: the head was wound back to hide records. Sealing on
+            # top of it would fail every time; `audit verify` reports the records beyond the head.
+            logger.error("The audit chain's head is behind its sealed records: nothing sealed.")
             return sealed
-        if not wait and round_number >= SEAL_ROUNDS:
+        if pending is None:
             return sealed
+        sealed += pending
+        backlog = pending == batch_size
+        if not backlog and not AuditRecord.objects.filter(seq__isnull=True).exists():
+            return sealed
+        if round_number >= SEAL_ROUNDS and not (wait and backlog):
+            return sealed
+
+
+def _seal_batch(batch_size: int, *, wait: bool) -> int | None:
+    """Chain up to `batch_size` pending records under the head's lock; None if the head is held by
+    another seal (without `wait`) or missing."""
+    with transaction.atomic():
+        head = AuditChainHead.objects.select_for_update(skip_locked=not wait).filter(pk=1).first()
+        if head is None:
+            if not wait and AuditChainHead.objects.filter(pk=1).exists():
+                return None  # another seal holds the head and will pick our records up
+            if AuditRecord.objects.filter(seq__isnull=False).exists():
+                logger.error("The audit chain's head is missing: nothing sealed.")
+                return None
+            head = AuditChainHead.objects.create(pk=1, last_hash=GENESIS_HASH, length=0)
+        pending = list(AuditRecord.objects.filter(seq__isnull=True).order_by("id")[:batch_size])
+        prev_hash, length = head.last_hash, head.length
+        for record in pending:
+            length += 1
+            record.seq, record.prev_hash = length, prev_hash
+            record.hash = prev_hash = _hash_of(record)
+            AuditRecord.objects.chain_unsealed(record)
+        if pending:
+            AuditChainHead.objects.filter(pk=head.pk).update(last_hash=prev_hash, length=length)
+    return len(pending)
 
 
 def audit_read(*, actor, obj: models.Model) -> AuditRecord:

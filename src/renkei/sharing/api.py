@@ -43,12 +43,13 @@ from renkei.sharing import services
 from renkei.sharing.choices import GrantReason
 from renkei.sharing.deadlines import stage_deadlines
 from renkei.sharing.delivery import acknowledgement_reminders, advisory_recipient_memberships
-from renkei.sharing.downloads import attachment_download
+from renkei.sharing.downloads import advisory_attachment_download, report_attachment_download
 from renkei.sharing.models import (
     FORWARD_ROLES,
     REPORTING_ROLES,
     Acknowledgement,
     Advisory,
+    AdvisoryAttachment,
     AdvisoryAudience,
     AnonymizedReport,
     Attachment,
@@ -811,12 +812,12 @@ def report_relabel(request: HttpRequest, report_id: UUID, payload: LabelIn):
         }
     },
 )
-def report_attachment_download(request: HttpRequest, report_id: UUID, attachment_id: UUID):
+def report_attachment(request: HttpRequest, report_id: UUID, attachment_id: UUID):
     """The file, always as a download (`application/octet-stream`, never rendered by a browser), to
     those who may see the report. Each download is recorded in the audit trail."""
     user = request.auth
     report = get_restricted_or_404(Report.objects.all(), user, Action.VIEW, pk=report_id)
-    return attachment_download(user=user, report=report, attachment_id=attachment_id)
+    return report_attachment_download(user=user, report=report, attachment_id=attachment_id)
 
 
 # --- Advisories -----------------------------------------------------------------------------------
@@ -836,6 +837,10 @@ def _advisories(user):
                 queryset=AdvisoryAudience.objects.select_related("sector", "organization", "user"),
             ),
             Prefetch("source_reports", queryset=Report.objects.restrict(user, Action.VIEW).only("pk")),
+            "observables",
+            Prefetch(
+                "attachments", queryset=AdvisoryAttachment.objects.select_related("blob", "uploaded_by")
+            ),
         )
     )
 
@@ -869,6 +874,24 @@ def _advisory(advisory: Advisory, issuer_chain: set) -> dict:
         "body": advisory.body,
         "audience": audience,
         "source_reports": [report.pk for report in advisory.source_reports.all()],
+        "observables": [{"type": o.type, "value": o.value} for o in advisory.observables.all()],
+        "attachments": [_advisory_attachment(a) for a in advisory.attachments.all()],
+    }
+
+
+def _advisory_attachment(attachment: AdvisoryAttachment) -> dict:
+    return {
+        "id": attachment.pk,
+        "filename": attachment.filename,
+        "size": attachment.blob.size,
+        "sha256": attachment.blob_id,
+        "content_type": attachment.content_type,
+        "uploaded_by": attachment.uploaded_by.username,
+        "created_at": attachment.created_at,
+        "download_url": reverse(
+            "api:advisory_attachment_download",
+            kwargs={"advisory_id": attachment.advisory_id, "attachment_id": attachment.pk},
+        ),
     }
 
 
@@ -885,11 +908,14 @@ def _issuer_chain(user, advisories: list[Advisory]) -> set:
     "/advisories",
     response={201: AdvisoryOut, **WRITE_ERRORS},
     summary="Issue an advisory",
+    openapi_extra=_multipart_body("advisory", "AdvisoryIn"),
 )
+@decorate_view(_json_part_as_body("advisory"))
 def advisory_create(request: HttpRequest, payload: AdvisoryIn):
     """Issue an advisory to an audience. The national centre may address anyone; a ministry its
     sectors and their organizations; a CEPTOAR its member organizations. TLP:RED goes to named
-    people only. Delivery (inbox, e-mail, webhooks) starts once it is stored."""
+    people only. Delivery (inbox, e-mail, webhooks) starts once it is stored. Send JSON, or
+    multipart with the JSON as the `advisory` field and files as `attachments`."""
     user = request.auth
     organization = _acting_organization(user, payload.organization, FORWARD_ROLES, types=ISSUER_TYPES)
     audience = payload.audience
@@ -899,6 +925,7 @@ def advisory_create(request: HttpRequest, payload: AdvisoryIn):
     sectors = _sectors(problems, user, audience.sectors, "audience.sectors")
     organizations = _organizations(problems, user, audience.organizations, "audience.organizations")
     people = _people(problems, user, audience.people, "audience.people")
+    observables = _observables(problems, payload.observables)
     problems.raise_any()
     data = services.AdvisoryInput(
         title=payload.title,
@@ -913,6 +940,8 @@ def advisory_create(request: HttpRequest, payload: AdvisoryIn):
         ack_required=payload.ack_required,
         ack_due=_aware(payload.ack_due),
         source_reports=[str(pk) for pk in payload.source_reports],
+        observables=observables,
+        attachments=_attachments(request),
     )
     with _service_errors(rename=AUDIENCE_FIELDS):
         advisory = services.advisory_issue(issuer=user, organization=organization, data=data)
@@ -941,6 +970,28 @@ def advisory_detail(request: HttpRequest, advisory_id: UUID):
     user = request.auth
     advisory = get_restricted_or_404(_advisories(user), user, Action.VIEW, pk=advisory_id)
     return _advisory(advisory, _issuer_chain(user, [advisory]))
+
+
+@router.get(
+    "/advisories/{uuid:advisory_id}/attachments/{uuid:attachment_id}",
+    response={200: None, **DETAIL_ERRORS},
+    summary="Download an advisory's attachment",
+    url_name="advisory_attachment_download",
+    openapi_extra={
+        "responses": {
+            200: {
+                "description": "The file, as a download.",
+                "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            }
+        }
+    },
+)
+def advisory_attachment(request: HttpRequest, advisory_id: UUID, attachment_id: UUID):
+    """The file, always as a download, to those who may see the advisory; recorded in the audit
+    trail."""
+    user = request.auth
+    advisory = get_restricted_or_404(Advisory.objects.all(), user, Action.VIEW, pk=advisory_id)
+    return advisory_attachment_download(user=user, advisory=advisory, attachment_id=attachment_id)
 
 
 @router.get("/inbox", response={200: InboxPageOut, **LIST_ERRORS}, summary="Your inbox")

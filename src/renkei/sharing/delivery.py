@@ -269,7 +269,8 @@ def notify_report(*, report_id: str, event: str) -> int:
 
     if event not in REPORT_EVENTS:
         raise ValueError(f"unknown report event {event!r}")
-    report = Report.objects.select_for_update().filter(pk=report_id).first()
+    # NO KEY: grants and comments pointing at the report may still be added meanwhile.
+    report = Report.objects.select_for_update(no_key=True).filter(pk=report_id).first()
     if report is None:
         return 0
     candidates, comment = _report_event_recipients(report, event)
@@ -464,7 +465,8 @@ def _acknowledgement_remind(advisory_id, now) -> bool:
     database task queue is in the same database)."""
     from renkei.sharing.tasks import email_advisory_batch
 
-    advisory = Advisory.objects.select_for_update().filter(pk=advisory_id).first()
+    # NO KEY: acknowledgements and inbox rows pointing at the advisory may still be added meanwhile.
+    advisory = Advisory.objects.select_for_update(no_key=True).filter(pk=advisory_id).first()
     if advisory is None:
         return False
     last_sent = advisory.notifications.filter(kind=NotificationKind.ACKNOWLEDGEMENT_REMINDER).aggregate(
@@ -599,8 +601,9 @@ class UpkeepFailed(Exception):
 
 def run_upkeep(*, now=None) -> dict[str, int]:
     """Both reminder runs, the purge of expired idempotency keys and sealing audit records a busy
-    moment left pending (see `audit_seal`), as `renkei sharing remind` and `renkei up` do them. Each step runs even when another fails (a mail server down must not stop
-    the rest); returns what each did, or raises UpkeepFailed after all have run."""
+    moment left pending (see `audit_seal`), as `renkei sharing remind` and `renkei up` do them.
+    Each step runs even when another fails (a mail server down must not stop the rest); returns
+    what each did, or raises UpkeepFailed after all have run."""
     steps = {
         "deadline_reminders": remind_deadlines,
         "acknowledgement_reminders": remind_acknowledgements,

@@ -1,19 +1,27 @@
-"""Serving report attachments: the one place that decides how a file leaves Renkei."""
+"""Serving attachments of reports and advisories: the one place that decides how a file leaves Renkei."""
 
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404
 
 from renkei.audit.services import audit_read
-from renkei.sharing.models import Attachment, Report
+from renkei.sharing.models import Advisory, AdvisoryAttachment, Attachment, Report
 from renkei.sharing.services import blob_path
 
 
-def attachment_download(*, user, report: Report, attachment_id) -> FileResponse:
-    """The attachment of a report the caller may already see, always as a download (never rendered
-    by a browser: it is whatever someone uploaded), with the read recorded in the audit trail."""
-    attachment = (
-        Attachment.objects.filter(pk=attachment_id, version__report=report).select_related("blob").first()
-    )
+def report_attachment_download(*, user, report: Report, attachment_id) -> FileResponse:
+    """An attachment of a report the caller may already see (see `_download`)."""
+    return _download(user, Attachment.objects.filter(pk=attachment_id, version__report=report))
+
+
+def advisory_attachment_download(*, user, advisory: Advisory, attachment_id) -> FileResponse:
+    """An attachment of an advisory the caller may already see (see `_download`)."""
+    return _download(user, AdvisoryAttachment.objects.filter(pk=attachment_id, advisory=advisory))
+
+
+def _download(user, attachments) -> FileResponse:
+    """The one attachment in `attachments`, always as a download (never rendered by a browser: it
+    is whatever someone uploaded), with the read recorded in the audit trail."""
+    attachment = attachments.select_related("blob").first()
     if attachment is None:
         raise Http404
     audit_read(actor=user, obj=attachment)

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.urls import reverse
-from django.utils.functional import cached_property
+from django.utils.functional import cached_property, lazy
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -106,12 +106,21 @@ class MultipleFileInput(forms.ClearableFileInput):
     allow_multiple_selected = True
 
 
+def _attachments_help_text() -> str:
+    return _("Any number of files, each up to %(limit)d MB. They are offered only as downloads.") % {
+        "limit": settings.RENKEI_ATTACHMENT_MAX_BYTES // (1024 * 1024)
+    }
+
+
 class AttachmentsField(forms.FileField):
     """Any number of files, each within the size limit. Files are only ever offered as downloads."""
 
     def __init__(self, **kwargs):
         kwargs.setdefault("widget", MultipleFileInput)
         kwargs.setdefault("required", False)
+        kwargs.setdefault("label", _("Attachments"))
+        # Lazy, so that it is said in the language of the page that shows it.
+        kwargs.setdefault("help_text", lazy(_attachments_help_text, str)())
         super().__init__(**kwargs)
 
     def clean(self, data, initial=None):
@@ -216,6 +225,48 @@ ObservableRowFormSet = forms.formset_factory(
     max_num=OBSERVABLE_MAX_ROWS,
     validate_max=True,
 )
+
+
+class ObservableRowsMixin:
+    """A form whose observables are rows of their own (`observable_rows`), posted with the rest of
+    it; `observables` fills the first rows. Cleaned, the valid rows are `cleaned_data["observables"]`."""
+
+    def __init__(self, *args, observables=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.observable_rows = ObservableRowFormSet(
+            self.data if self.is_bound else None,
+            prefix="observables",
+            initial=[{"type": o.type, "value": o.value} for o in observables],
+        )
+
+    def clean(self):
+        data = super().clean()
+        rows = self.observable_rows
+        if rows.is_valid():
+            data["observables"] = rows.observables()
+            return data
+        for error in rows.non_form_errors():
+            self.add_error(None, error)
+        if invalid := rows.invalid_rows():
+            self.add_error(
+                None,
+                ngettext(
+                    "The observable in row %(rows)s needs attention; see the message there.",
+                    "The observables in rows %(rows)s need attention; see the messages there.",
+                    len(invalid),
+                )
+                % {"rows": ", ".join(map(str, invalid))},
+            )
+        return data
+
+    def entered_observables(self) -> list[ObservableInput]:
+        """The rows as entered, valid or not, without the empty ones: to fill the form again when a
+        picker's button brings the page back."""
+        entered = [
+            ObservableInput(row["type"].value() or "", (row["value"].value() or "").strip())
+            for row in self.observable_rows.forms
+        ]
+        return [row for row in entered if row.type or row.value]
 
 
 # --- Audience pickers: organizations and people found by search ----------------------------------
@@ -528,7 +579,7 @@ class ReportFilterForm(RenkeiForm):
         return any(self.cleaned_data.get(name) for name in self.fields)
 
 
-class ReportContentForm(TlpChoicesMixin, RenkeiForm):
+class ReportContentForm(TlpChoicesMixin, ObservableRowsMixin, RenkeiForm):
     """What every version of a report carries: the initial report and each update."""
 
     title = forms.CharField(label=_("Title"), max_length=200)
@@ -561,40 +612,7 @@ class ReportContentForm(TlpChoicesMixin, RenkeiForm):
         widget=forms.Textarea(attrs={"rows": 8}),
         help_text=_("What happened, in Japanese or English. Shown as plain text."),
     )
-    attachments = AttachmentsField(
-        label=_("Attachments"),
-        help_text=_("Any number of files, each up to %(limit)d MB. They are offered only as downloads.")
-        % {"limit": settings.RENKEI_ATTACHMENT_MAX_BYTES // (1024 * 1024)},
-    )
-
-    def __init__(self, *args, observables=(), **kwargs):
-        super().__init__(*args, **kwargs)
-        # The observables are rows of their own, posted with the rest of the form.
-        self.observable_rows = ObservableRowFormSet(
-            self.data if self.is_bound else None,
-            prefix="observables",
-            initial=[{"type": o.type, "value": o.value} for o in observables],
-        )
-
-    def clean(self):
-        data = super().clean()
-        rows = self.observable_rows
-        if rows.is_valid():
-            data["observables"] = rows.observables()
-            return data
-        for error in rows.non_form_errors():
-            self.add_error(None, error)
-        if invalid := rows.invalid_rows():
-            self.add_error(
-                None,
-                ngettext(
-                    "The observable in row %(rows)s needs attention; see the message there.",
-                    "The observables in rows %(rows)s need attention; see the messages there.",
-                    len(invalid),
-                )
-                % {"rows": ", ".join(map(str, invalid))},
-            )
-        return data
+    attachments = AttachmentsField()
 
     def content(self) -> dict:
         data = self.cleaned_data
@@ -665,12 +683,7 @@ class ReportForm(PickerFormMixin, OrganizationChoiceMixin, ReportContentForm):
         self.init_pickers(queries=queries, focus=focus)
 
     def carried_arguments(self) -> dict:
-        # The observable rows come back as entered, without the empty ones.
-        entered = [
-            ObservableInput(row["type"].value() or "", (row["value"].value() or "").strip())
-            for row in self.observable_rows.forms
-        ]
-        return self.arguments | {"observables": [row for row in entered if row.type or row.value]}
+        return self.arguments | {"observables": self.entered_observables()}
 
     def clean(self):
         data = super().clean()
@@ -850,7 +863,9 @@ class RelabelForm(TlpChoicesMixin, RenkeiForm):
 ISSUER_TYPES = (OrganizationType.NATIONAL_CENTER, OrganizationType.SECTOR_MINISTRY, OrganizationType.CEPTOAR)
 
 
-class AdvisoryForm(PickerFormMixin, OrganizationChoiceMixin, TlpChoicesMixin, RenkeiForm):
+class AdvisoryForm(
+    PickerFormMixin, OrganizationChoiceMixin, TlpChoicesMixin, ObservableRowsMixin, RenkeiForm
+):
     picker_url_name = "sharing:advisory_picker"
 
     organization = forms.ModelChoiceField(
@@ -883,6 +898,7 @@ class AdvisoryForm(PickerFormMixin, OrganizationChoiceMixin, TlpChoicesMixin, Re
         label=_("Named people"),
         help_text=_("Find each person by name or username and add them."),
     )
+    attachments = AttachmentsField()
     ack_required = forms.BooleanField(label=_("Recipients must acknowledge"), required=False)
     ack_due = local_datetime_field(_("Acknowledge by"), required=False)
     # Chosen by starting from a report's page; carried through the form unseen, listed beside it.
@@ -913,6 +929,9 @@ class AdvisoryForm(PickerFormMixin, OrganizationChoiceMixin, TlpChoicesMixin, Re
         """The TLP label chosen so far, if a known one."""
         value = self["tlp"].value()
         return value if value in Tlp.values else None
+
+    def carried_arguments(self) -> dict:
+        return self.arguments | {"observables": self.entered_observables()}
 
     def picker_scope(self, name: str):
         narrowed = selectors.advisory_organizations if name == "organizations" else selectors.advisory_people
@@ -954,6 +973,8 @@ class AdvisoryForm(PickerFormMixin, OrganizationChoiceMixin, TlpChoicesMixin, Re
             ack_required=data["ack_required"],
             ack_due=data["ack_due"],
             source_reports=list(data["source_reports"]),
+            observables=data["observables"],
+            attachments=data["attachments"],
         )
 
 

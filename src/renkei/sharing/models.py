@@ -599,6 +599,54 @@ class Advisory(models.Model):
         return NOTHING
 
 
+class AdvisoryObservable(models.Model):
+    """An indicator an advisory passes on, typed and validated like a report's."""
+
+    advisory = models.ForeignKey(
+        Advisory, verbose_name=_("advisory"), related_name="observables", on_delete=models.CASCADE
+    )
+    type = models.CharField(_("type"), max_length=32, choices=ObservableType.choices)
+    value = models.CharField(_("value"), max_length=2048)
+
+    class Meta:
+        ordering = ["advisory", "pk"]
+        verbose_name = _("advisory observable")
+        verbose_name_plural = _("advisory observables")
+        indexes = [models.Index(fields=["type", "value"], name="advisory_observable_value_idx")]
+        constraints = [
+            models.UniqueConstraint(fields=["advisory", "type", "value"], name="advisory_observable_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type}: {self.value}"
+
+
+class AdvisoryAttachment(models.Model):
+    """A file sent with an advisory; served only as a download to those who may see the advisory."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    advisory = models.ForeignKey(
+        Advisory, verbose_name=_("advisory"), related_name="attachments", on_delete=models.CASCADE
+    )
+    blob = models.ForeignKey(
+        Blob, verbose_name=_("content"), related_name="advisory_attachments", on_delete=models.PROTECT
+    )
+    filename = models.CharField(_("file name"), max_length=255)
+    content_type = models.CharField(_("content type"), max_length=100)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("uploaded by"), related_name="+", on_delete=models.PROTECT
+    )
+    created_at = models.DateTimeField(_("uploaded at"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["advisory", "created_at", "filename"]
+        verbose_name = _("advisory attachment")
+        verbose_name_plural = _("advisory attachments")
+
+    def __str__(self) -> str:
+        return self.filename
+
+
 class AdvisoryAudience(AudienceEntry):
     advisory = models.ForeignKey(
         Advisory, verbose_name=_("advisory"), related_name="audience", on_delete=models.CASCADE

@@ -302,6 +302,18 @@ class AdvisoryIn(Schema):
     source_reports: list[UUID] = Field(
         [], max_length=MAX_NAMES, description="Ids of the reports it stems from."
     )
+    observables: list[ObservableIn] = Field([], max_length=MAX_OBSERVABLES)
+
+
+class AdvisoryAttachmentOut(Schema):
+    id: UUID
+    filename: str
+    size: int
+    sha256: str
+    content_type: str = Field(description="As declared by the uploader; downloads are always octet-stream.")
+    uploaded_by: str
+    created_at: dt.datetime
+    download_url: str
 
 
 class AdvisorySummaryOut(Schema):
@@ -320,6 +332,8 @@ class AdvisoryOut(AdvisorySummaryOut):
     body: str
     audience: AudienceOut | None = Field(description="Shown to the issuer's chain only; null for recipients.")
     source_reports: list[UUID] = Field(description="The reports it stems from that you may see.")
+    observables: list[ObservableOut]
+    attachments: list[AdvisoryAttachmentOut]
 
 
 class AdvisoryPageOut(Schema):

@@ -1,7 +1,8 @@
 """Writes for information sharing: reports and their audience, triage, advisories and their
 acknowledgements, anonymized cross-sector copies.
 
-Every service is atomic and audited in the same transaction; notifications are queued on commit.
+Every service is atomic and audited in the same transaction; notifications are queued in that
+transaction too, so they exist exactly when the change does.
 """
 
 import datetime as dt
@@ -43,7 +44,9 @@ from renkei.sharing.models import (
     TRIAGE_TYPES,
     Acknowledgement,
     Advisory,
+    AdvisoryAttachment,
     AdvisoryAudience,
+    AdvisoryObservable,
     AnonymizedObservable,
     AnonymizedReport,
     AnonymizedReportAudience,
@@ -161,6 +164,8 @@ class AdvisoryInput:
     ack_required: bool = False
     ack_due: dt.datetime | None = None
     source_reports: Sequence[Report] = ()
+    observables: Sequence[ObservableInput] = ()
+    attachments: Sequence[AttachmentInput] = ()
 
 
 @dataclass
@@ -212,8 +217,13 @@ def _validate_report(data: ReportInput) -> list[ObservableInput]:
             "occurred_at",
             "occurred_at",
         )
+    _validate_attachments(data.attachments)
+    return _normalized_observables(data.observables)
+
+
+def _validate_attachments(attachments: Sequence[AttachmentInput]) -> None:
     max_bytes = settings.RENKEI_ATTACHMENT_MAX_BYTES
-    for attachment in data.attachments:
+    for attachment in attachments:
         _check(
             len(attachment.content) <= max_bytes,
             _("%(name)s is larger than the limit of %(limit)d MB.")
@@ -227,8 +237,12 @@ def _validate_report(data: ReportInput) -> list[ObservableInput]:
             "attachment_name",
             "attachments",
         )
+
+
+def _normalized_observables(observables: Sequence[ObservableInput]) -> list[ObservableInput]:
+    """Each observable in its canonical form, once."""
     normalized = []
-    for observable in data.observables:
+    for observable in observables:
         try:
             normalized.append(
                 ObservableInput(observable.type, normalize_observable(observable.type, observable.value))
@@ -258,14 +272,16 @@ def duty_coordinators(organizations: Sequence[Organization]) -> list[User]:
     )
 
 
-def _store_attachment(*, version: ReportVersion, uploader: User, attachment: AttachmentInput) -> Attachment:
+def _store_attachment(model, *, uploader: User, attachment: AttachmentInput, **owner):
+    """An Attachment (owner: version=…) or AdvisoryAttachment (owner: advisory=…), its content
+    stored once by its SHA-256."""
     digest = hashlib.sha256(attachment.content).hexdigest()
     blob, created = Blob.objects.get_or_create(sha256=digest, defaults={"size": len(attachment.content)})
     path = blob_path(digest)
     if created or not default_storage.exists(path):
         default_storage.save(path, ContentFile(attachment.content))
-    return Attachment.objects.create(
-        version=version,
+    return model.objects.create(
+        **owner,
         blob=blob,
         filename=Path(attachment.filename).name[:255],
         content_type=(attachment.content_type or "application/octet-stream")[:100],
@@ -310,7 +326,7 @@ def _add_version(
         Observable(version=version, type=o.type, value=o.value) for o in observables
     )
     for attachment in data.attachments:
-        _store_attachment(version=version, uploader=author, attachment=attachment)
+        _store_attachment(Attachment, version=version, uploader=author, attachment=attachment)
     return version
 
 
@@ -959,7 +975,7 @@ def _check_issuer_scope(organization: Organization, audience: Audience) -> None:
 
 @transaction.atomic
 def advisory_issue(*, issuer: User, organization: Organization, data: AdvisoryInput) -> Advisory:
-    """Issue an advisory to its audience; delivery (inbox, e-mail, webhooks) is queued on commit.
+    """Issue an advisory to its audience; delivery (inbox, e-mail, webhooks) is queued with it.
 
     Audience values may be objects or their codes: sector codes, organization ids, usernames.
     """
@@ -1012,6 +1028,8 @@ def advisory_issue(*, issuer: User, organization: Organization, data: AdvisoryIn
         "source_reports",
         "source_reports",
     )
+    _validate_attachments(data.attachments)
+    observables = _normalized_observables(data.observables)
 
     advisory = Advisory.objects.create(
         issuer=organization,
@@ -1025,11 +1043,23 @@ def advisory_issue(*, issuer: User, organization: Organization, data: AdvisoryIn
     )
     advisory.source_reports.set(source_reports)
     AdvisoryAudience.objects.bulk_create(audience.entries(AdvisoryAudience, advisory=advisory))
+    AdvisoryObservable.objects.bulk_create(
+        AdvisoryObservable(advisory=advisory, type=o.type, value=o.value) for o in observables
+    )
+    attachments = [
+        _store_attachment(AdvisoryAttachment, advisory=advisory, uploader=issuer, attachment=attachment)
+        for attachment in data.attachments
+    ]
     audit_write(
         actor=issuer,
         action=AuditAction.CREATE,
         obj=advisory,
-        after=snapshot(advisory) | {"audience": [snapshot(entry) for entry in advisory.audience.all()]},
+        after=snapshot(advisory)
+        | {
+            "audience": [snapshot(entry) for entry in advisory.audience.all()],
+            "observables": [[o.type, o.value] for o in observables],
+            "attachments": [[a.filename, a.blob_id] for a in attachments],
+        },
     )
     advisory_fan_out.enqueue(advisory_id=str(advisory.pk))  # in this transaction, as _notify_report
     return advisory

@@ -20,8 +20,8 @@ urlpatterns = [
     path("reports/<uuid:pk>/label/", views.report_relabel, name="report_relabel"),
     path(
         "reports/<uuid:pk>/attachments/<uuid:attachment_pk>/",
-        views.attachment_download,
-        name="attachment_download",
+        views.report_attachment_download,
+        name="report_attachment_download",
     ),
     path("reports/<uuid:pk>/anonymize/", views.anonymized_create, name="anonymized_create"),
     path("anonymized/", views.anonymized_list, name="anonymized_list"),
@@ -31,6 +31,11 @@ urlpatterns = [
     path("advisories/new/pickers/<slug:name>/", views.advisory_picker, name="advisory_picker"),
     path("advisories/<uuid:pk>/", views.advisory_detail, name="advisory_detail"),
     path("advisories/<uuid:pk>/acknowledge/", views.advisory_acknowledge, name="advisory_acknowledge"),
+    path(
+        "advisories/<uuid:pk>/attachments/<uuid:attachment_pk>/",
+        views.advisory_attachment_download,
+        name="advisory_attachment_download",
+    ),
     path(
         "advisories/<uuid:pk>/acknowledgements/",
         views.advisory_acknowledgements,

@@ -491,10 +491,10 @@ def report_relabel(request, pk):
 
 
 @login_required
-def attachment_download(request, pk, attachment_pk):
+def report_attachment_download(request, pk, attachment_pk):
     """An attachment, only ever as a download: a browser must not render what an attacker uploaded."""
     report = _visible_report(request, pk)
-    return downloads.attachment_download(user=request.user, report=report, attachment_id=attachment_pk)
+    return downloads.report_attachment_download(user=request.user, report=report, attachment_id=attachment_pk)
 
 
 # --- Advisories -----------------------------------------------------------------------------------
@@ -512,7 +512,9 @@ def advisory_create(request):
         raise PermissionDenied
     # Starting from a report's page names it as the advisory's source.
     initial = {"source_reports": request.GET.getlist("report")}
-    form = AdvisoryForm(request.POST or None, issuers=issuers, user=user, initial=initial)
+    form = AdvisoryForm(
+        request.POST or None, request.FILES or None, issuers=issuers, user=user, initial=initial
+    )
     if request.method == "POST" and form.picker_pressed():
         # Without JavaScript: a picker's search, add or remove, not the advisory yet.
         form = form.picked()
@@ -695,6 +697,8 @@ def _render_advisory_detail(request, advisory: Advisory, status: int = 200, ack_
     context = {
         "advisory": advisory,
         "audience": advisory.audience.select_related("sector", "organization", "user"),
+        "observables": list(advisory.observables.all()),
+        "attachments": list(advisory.attachments.select_related("blob")),
         "source_reports": Report.objects.restrict(user).filter(advisories=advisory),
         "my_acknowledgements": advisory.acknowledgements.filter(
             organization__in=ack_organizations
@@ -738,6 +742,15 @@ def advisory_acknowledge(request, pk):
             messages.success(request, _("Thank you: the acknowledgement has been recorded."))
             return redirect("sharing:advisory_detail", pk=advisory.pk)
     return _render_advisory_detail(request, advisory, status=400, ack_form=form)
+
+
+@login_required
+def advisory_attachment_download(request, pk, attachment_pk):
+    """An advisory's attachment, only ever as a download, like a report's."""
+    advisory = get_restricted_or_404(Advisory.objects, request.user, Action.VIEW, pk=pk)
+    return downloads.advisory_attachment_download(
+        user=request.user, advisory=advisory, attachment_id=attachment_pk
+    )
 
 
 @login_required

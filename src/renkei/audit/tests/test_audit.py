@@ -519,3 +519,20 @@ def test_a_write_does_not_queue_behind_a_seal_in_progress(transactional_db, monk
         assert sealed_by_holder == [2]
     assert AuditRecord.objects.get(pk=earlier.pk).seq == 2
     assert audit_verify() == ChainCheck(True, 3)
+
+
+def test_a_head_wound_back_stops_sealing_and_verify_reports_it(community, caplog):
+    """Winding the head back needs no change to any sealed record; writes after it must neither
+    fail nor seal over the records it hides, and verify names the first of them."""
+    audit_seal()
+    last = AuditRecord.objects.order_by("seq").last()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE audit_auditchainhead SET length = length - 1, last_hash = %s", [last.prev_hash]
+        )
+    written = audit_write(actor=community.bank_a_reporter, action="read", obj=community.bank_b)
+    assert audit_seal() == 0
+    assert "head is behind its sealed records" in caplog.text
+    assert AuditRecord.objects.get(pk=written.pk).seq is None
+    check = audit_verify()
+    assert (check.ok, check.broken_record_id, check.reason) == (False, last.pk, "beyond_head")

@@ -415,6 +415,11 @@ def _audience_of(item, community: Community, *, tlp: str, issuer: int | None = N
     )
 
 
+def advisory_file(number: int) -> AttachmentInput:
+    """The file every advisory of the spec carries, its bytes telling which advisory it came with."""
+    return AttachmentInput(f"警{number}.txt", "text/plain", f"advisory-{number}".encode())
+
+
 def issue_advisories(spec, community: Community, shared: list[SharedReport] = ()) -> dict[Advisory, Audience]:
     """Advisories as the spec describes them; `sources` (indexes into `shared`) name the reports an
     advisory stems from, of those the issuer may see."""
@@ -444,6 +449,7 @@ def issue_advisories(spec, community: Community, shared: list[SharedReport] = ()
                     people=list(User.objects.filter(pk__in=to.people)),
                     ack_required=item["ack_required"],
                     source_reports=sorted(str(pk) for pk in to.source_reports),
+                    attachments=[advisory_file(number)],
                 ),
             )
         except ValidationError as error:

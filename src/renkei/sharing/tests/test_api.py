@@ -23,6 +23,7 @@ from renkei.sharing.models import (
     Acknowledgement,
     Advisory,
     Attachment,
+    Blob,
     Observable,
     Report,
     ReportComment,
@@ -722,6 +723,72 @@ def test_issue_an_advisory_to_a_sector(client, community, headers):
     assert (hidden.status_code, hidden.content) == (404, missing.content)
 
 
+def test_an_advisory_carries_observables_and_attachments_to_its_audience_only(
+    client, community, headers, small_attachments
+):
+    body = advisory_body(
+        observables=[
+            {"type": "domain-name", "value": "Evil.Example"},
+            {"type": "domain-name", "value": "evil.example"},
+            {"type": "ipv4-addr", "value": "203.0.113.9"},
+        ]
+    )
+    response = client.post(
+        ADVISORIES,
+        data={"advisory": json.dumps(body), "attachments": [SimpleUploadedFile("iocs.csv", b"evil.example")]},
+        headers=headers(community.nisc_coordinator),
+    )
+    assert response.status_code == 201, response.content
+    created = response.json()
+    assert created["observables"] == [
+        {"type": "domain-name", "value": "evil.example"},
+        {"type": "ipv4-addr", "value": "203.0.113.9"},
+    ]
+    (attachment,) = created["attachments"]
+    assert (attachment["filename"], attachment["size"]) == ("iocs.csv", 12)
+
+    recipient = headers(community.bank_b_reporter)
+    seen = client.get(f"{ADVISORIES}/{created['id']}", headers=recipient).json()
+    assert (seen["observables"], seen["attachments"]) == (created["observables"], created["attachments"])
+    download = client.get(attachment["download_url"], headers=recipient)
+    assert download.status_code == 200
+    assert download["Content-Type"] == "application/octet-stream"
+    assert b"".join(download.streaming_content) == b"evil.example"
+
+    outsider = headers(community.hospital_reporter)
+    missing = client.get(f"{ADVISORIES}/{created['id']}/attachments/{uuid.uuid4()}", headers=outsider)
+    assert missing.status_code == 404
+    forbidden = client.get(attachment["download_url"], headers=outsider)
+    assert (forbidden.status_code, forbidden.content) == (404, missing.content)
+    # An attachment of another advisory is not reachable through this one.
+    other = post_json(client, ADVISORIES, advisory_body(), headers(community.nisc_coordinator)).json()
+    crossed = client.get(
+        f"{ADVISORIES}/{other['id']}/attachments/{attachment['id']}",
+        headers=headers(community.nisc_coordinator),
+    )
+    assert crossed.status_code == 404
+
+
+def test_an_advisory_with_a_bad_observable_or_file_writes_nothing(
+    client, community, headers, small_attachments
+):
+    auth = headers(community.nisc_coordinator)
+    bad_observable = post_json(
+        client, ADVISORIES, advisory_body(observables=[{"type": "ipv4-addr", "value": "999.1.1.1"}]), auth
+    )
+    assert invalid_names(bad_observable) == {"observables.0.value"}
+    too_large = client.post(
+        ADVISORIES,
+        data={
+            "advisory": json.dumps(advisory_body()),
+            "attachments": [SimpleUploadedFile("big.bin", b"x" * 2048)],
+        },
+        headers=auth,
+    )
+    assert too_large.status_code == 413, too_large.content
+    assert (Advisory.objects.count(), Blob.objects.count()) == (0, 0)
+
+
 def test_advisory_audience_errors_name_the_audience_fields(client, community, headers):
     before = Advisory.objects.count()
     response = post_json(
@@ -815,7 +882,7 @@ def test_advisory_list_has_no_n_plus_one(client, community, headers, django_asse
             organizations=[community.hospital],
             source_reports=[report],
         )
-    with django_assert_max_num_queries(9):
+    with django_assert_max_num_queries(11):
         body = client.get(ADVISORIES, headers=auth).json()
     assert body["count"] == 8
     assert all(item["source_reports"] == [str(report.pk)] for item in body["items"])

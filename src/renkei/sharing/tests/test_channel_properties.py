@@ -4,7 +4,7 @@ test_access_properties.py checks `restrict`, search and the dashboard; this file
 ways information leaves Renkei, on the same random communities and against the same oracle
 (access_oracle.py): the API, attachment downloads (web and API), the web pages, e-mail and webhooks.
 
-Delivery runs for real. Services queue their tasks on commit; each phase of a scenario (submit,
+Delivery runs for real. Services queue their tasks in their transaction; each phase of a scenario (submit,
 forward, update, issue) ends by running those callbacks, and django-tasks' ImmediateBackend runs the
 queued tasks at once (the database queue's worker closes connections, which a test transaction
 cannot allow; the SMTP path and the worker are covered by test_delivery.py). Django's locmem
@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from django.core import mail
 from django.core.exceptions import ValidationError
 from django.test import Client, override_settings
+from django.urls import reverse
 from django_tasks.base import TaskResultStatus
 from django_tasks.signals import task_finished
 from hypothesis import HealthCheck, event, given, settings
@@ -41,6 +42,7 @@ from renkei.sharing.models import (
     TRIAGE_ROLES,
     TRIAGE_TYPES,
     Advisory,
+    AdvisoryAttachment,
     AnonymizedReport,
     Attachment,
     CauseCategory,
@@ -67,6 +69,7 @@ from renkei.sharing.tests.access_oracle import (
     Viewer,
     action_by,
     addressed,
+    advisory_file,
     build_community,
     candidate,
     forward_reports,
@@ -662,6 +665,35 @@ class ChannelsMatchTheOracle(TestCase):
                     assert (
                         web.get(f"/sharing/reports/{other}/attachments/{attachment_id}/").status_code == 404
                     )
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(channel_scenarios)
+    def test_advisory_attachments_download_for_exactly_those_who_may_see_the_advisory(self, spec):
+        world = self.build(spec)
+        files = list(AdvisoryAttachment.objects.select_related("advisory").order_by("pk"))
+        for user in world.people:
+            _token, secret = token_create(actor=user, user=user)
+            api = Client(headers={"Authorization": f"Bearer {secret}"})
+            web = signed_in(user)
+            visible = {advisory.pk for advisory in world.advisories_for(user)}
+            missing = self.missing(api, "/api/v1/advisories/{}")
+            for attachment in files:
+                advisory = attachment.advisory
+                urls = (
+                    (api, f"/api/v1/advisories/{advisory.pk}/attachments/{attachment.pk}"),
+                    (web, reverse("sharing:advisory_attachment_download", args=[advisory.pk, attachment.pk])),
+                )
+                for client, url in urls:
+                    response = client.get(url)
+                    if advisory.pk in visible:
+                        assert response.status_code == 200, url
+                        expected = advisory_file(world.advisories[advisory].marker).content
+                        assert b"".join(response.streaming_content) == expected
+                        assert response["Content-Type"] == "application/octet-stream"
+                    elif client is api:
+                        self.assert_missing(response, missing)
+                    else:
+                        assert response.status_code == 404
 
     # --- Web pages -------------------------------------------------------------------------------
 

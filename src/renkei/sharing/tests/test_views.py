@@ -22,8 +22,11 @@ from renkei.sharing.choices import CommentKind, GrantReason, Tlp
 from renkei.sharing.models import (
     Acknowledgement,
     Advisory,
+    AdvisoryAttachment,
+    AdvisoryObservable,
     AnonymizedReport,
     Attachment,
+    Blob,
     Report,
     ReportComment,
 )
@@ -353,7 +356,9 @@ def test_attachment_downloads_only_as_octet_stream_and_only_for_those_who_see_th
         attachments=[AttachmentInput("evil.html", "text/html", b"<script>alert(1)</script>")],
     )
     attachment = Attachment.objects.get()
-    url = reverse("sharing:attachment_download", kwargs={"pk": report.pk, "attachment_pk": attachment.pk})
+    url = reverse(
+        "sharing:report_attachment_download", kwargs={"pk": report.pk, "attachment_pk": attachment.pk}
+    )
     response = signed_in(community.fsa_coordinator).get(url)
     assert response.status_code == 200
     assert response["Content-Type"] == "application/octet-stream"
@@ -369,7 +374,7 @@ def test_attachment_downloads_only_as_octet_stream_and_only_for_those_who_see_th
     other = report_for(community.bank_b_reporter, community.bank_b)
     # An attachment is only reachable through its own report.
     wrong_pair = reverse(
-        "sharing:attachment_download", kwargs={"pk": other.pk, "attachment_pk": attachment.pk}
+        "sharing:report_attachment_download", kwargs={"pk": other.pk, "attachment_pk": attachment.pk}
     )
     assert signed_in(community.bank_b_reporter).get(wrong_pair).status_code == 404
 
@@ -495,6 +500,7 @@ def test_national_centre_issues_an_advisory_and_sees_acknowledgements(community)
             "sectors": [community.finance.pk],
             "ack_required": "on",
             "ack_due": due,
+            **observable_rows(),
         },
     )
     advisory = Advisory.objects.get()
@@ -539,7 +545,8 @@ def test_advisory_form_errors_and_who_may_issue(community):
     client = signed_in(community.fsa_coordinator)
     response = client.post(
         reverse("sharing:advisory_create"),
-        {"organization": community.fsa.pk, "title": "t", "body": "b", "severity": "low", "tlp": "GREEN"},
+        {"organization": community.fsa.pk, "title": "t", "body": "b", "severity": "low", "tlp": "GREEN"}
+        | observable_rows(),
     )
     assert response.status_code == 200
     assert response.context["form"].non_field_errors() == ["Choose who receives the advisory."]
@@ -553,6 +560,7 @@ def test_advisory_form_errors_and_who_may_issue(community):
             "severity": "low",
             "tlp": "GREEN",
             "sectors": [community.medical.pk],
+            **observable_rows(),
         },
     )
     assert response.status_code == 200 and response.context["form"].errors
@@ -566,6 +574,7 @@ def advisory_post(organization, **audience) -> dict:
         "body": "至急パッチを適用してください。",
         "severity": "high",
         "tlp": "AMBER",
+        **observable_rows(),
     } | audience
 
 
@@ -743,6 +752,122 @@ def test_advisory_form_has_labelled_pickers_and_no_inline_code(community):
     assert script.status_code == 200 and b"data-picker" in b"".join(script.streaming_content)
 
 
+def advisory_attachment_url(advisory_pk, attachment_pk) -> str:
+    return reverse(
+        "sharing:advisory_attachment_download", kwargs={"pk": advisory_pk, "attachment_pk": attachment_pk}
+    )
+
+
+def test_advisory_carries_observables_and_files_that_recipients_download(community):
+    client = signed_in(community.nisc_coordinator)
+    rows = observable_rows(("domain-name", "Evil.Example.COM."), ("", ""), ("ipv4-addr", " 203.0.113.5"))
+    files = [
+        SimpleUploadedFile("iocs.csv", b"203.0.113.5,evil.example.com\n", content_type="text/csv"),
+        SimpleUploadedFile("page.html", b"<script>alert(1)</script>", content_type="text/html"),
+    ]
+    response = client.post(
+        reverse("sharing:advisory_create"),
+        advisory_post(community.nisc, sectors=[community.finance.pk]) | rows | {"attachments": files},
+    )
+    advisory = Advisory.objects.get()
+    assert response.status_code == 302
+    assert list(advisory.observables.values_list("type", "value")) == [
+        ("domain-name", "evil.example.com"),
+        ("ipv4-addr", "203.0.113.5"),
+    ]
+    assert sorted(advisory.attachments.values_list("filename", flat=True)) == ["iocs.csv", "page.html"]
+
+    # A recipient sees the observables and each file as a download link with its size, never inline.
+    recipient = signed_in(community.bank_a_reporter)
+    page = recipient.get(reverse("sharing:advisory_detail", kwargs={"pk": advisory.pk}))
+    html = page.content.decode()
+    attachment = advisory.attachments.get(filename="page.html")
+    url = advisory_attachment_url(advisory.pk, attachment.pk)
+    assert [(o.type, o.value) for o in page.context["observables"]] == [
+        ("domain-name", "evil.example.com"),
+        ("ipv4-addr", "203.0.113.5"),
+    ]
+    assert '<code class="observable">evil.example.com</code>' in html
+    assert f'<a href="{url}" download>page.html</a>' in html and "25\xa0bytes" in html
+    assert "<script>alert(1)</script>" not in html
+    response = recipient.get(url)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/octet-stream"
+    assert (
+        response["Content-Disposition"].startswith("attachment;")
+        and "page.html" in response["Content-Disposition"]
+    )
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert b"".join(response.streaming_content) == b"<script>alert(1)</script>"
+    assert AuditRecord.objects.filter(action="read", object_id=str(attachment.pk)).exists()
+
+    # Outside the audience: the same 404 as for an advisory that does not exist.
+    outsider = signed_in(community.hospital_reporter)
+    forbidden = outsider.get(url)
+    missing = outsider.get(advisory_attachment_url(uuid.uuid4(), attachment.pk))
+    assert forbidden.status_code == missing.status_code == 404 and same_page(forbidden, missing)
+    # A file is only reachable through its own advisory, even for someone who may see both.
+    other = advisory_for(
+        community.nisc_coordinator,
+        community.nisc,
+        sectors=[community.finance],
+        attachments=[AttachmentInput("other.txt", "text/plain", b"other")],
+    )
+    wrong_pair = recipient.get(advisory_attachment_url(advisory.pk, other.attachments.get().pk))
+    unknown = recipient.get(advisory_attachment_url(advisory.pk, uuid.uuid4()))
+    assert wrong_pair.status_code == unknown.status_code == 404 and same_page(wrong_pair, unknown)
+    # Without observables or files, the page has no section for them.
+    page = recipient.get(reverse("sharing:advisory_detail", kwargs={"pk": other.pk})).content.decode()
+    assert "other.txt" in page and 'class="observable"' not in page
+
+
+def test_bad_observable_or_file_on_an_advisory_is_explained_and_nothing_is_written(community, settings):
+    settings.RENKEI_ATTACHMENT_MAX_BYTES = 1024 * 1024
+    client = signed_in(community.nisc_coordinator)
+    url = reverse("sharing:advisory_create")
+    html = client.get(url).content.decode()
+    assert 'enctype="multipart/form-data"' in html and "each up to 1 MB" in html
+    assert len(re.findall(r'<select name="observables-\d-type"', html)) == 3
+    data = advisory_post(community.nisc, sectors=[community.finance.pk])
+    rows = observable_rows(("ipv4-addr", "203.0.113.5"), ("ipv4-addr", "999.1.1.1"))
+    files = {"attachments": [SimpleUploadedFile("iocs.csv", b"203.0.113.5\n")]}
+    response = client.post(url, data | rows | files)
+    assert response.status_code == 200
+    form = response.context["form"]
+    assert form.observable_rows.errors[1] == {"value": ["999.1.1.1 is not a valid ipv4-addr."]}
+    assert form.non_field_errors() == ["The observable in row 2 needs attention; see the message there."]
+    html = response.content.decode()
+    assert re.search(r'name="observables-1-value" value="999.1.1.1"[^>]*aria-invalid="true"', html)
+    big = {"attachments": [SimpleUploadedFile("dump.bin", b"x" * (1024 * 1024 + 1))]}
+    response = client.post(url, data | observable_rows() | big)
+    assert response.context["form"].errors["attachments"] == ["dump.bin is larger than the limit of 1 MB."]
+    # In Japanese, the default.
+    response = signed_in(community.nisc_coordinator, "ja").post(url, data | rows | files)
+    assert "999.1.1.1 は正しい ipv4-addr ではありません。" in response.content.decode()
+    assert not Advisory.objects.exists() and not AdvisoryAttachment.objects.exists()
+    assert not AdvisoryObservable.objects.exists() and not Blob.objects.exists()
+
+
+def test_advisory_picker_buttons_keep_the_observable_rows_and_ask_for_the_files_again(community):
+    client = signed_in(community.nisc_coordinator)
+    rows = observable_rows(("ipv4-addr", "203.0.113.5"), ("", ""), ("domain-name", "not a domain"))
+    search = {"organizations_q": "銀行", "organizations_search": "1"}
+    files = {"attachments": [SimpleUploadedFile("iocs.csv", b"203.0.113.5\n")]}
+    response = client.post(
+        reverse("sharing:advisory_create"), advisory_post(community.nisc) | rows | search | files
+    )
+    form = response.context["form"]
+    assert not form.is_bound and form.files_dropped
+    # As entered, the empty row left out and the bad one kept for its message later.
+    assert [(row["type"].value(), row["value"].value()) for row in form.observable_rows][:3] == [
+        ("ipv4-addr", "203.0.113.5"),
+        ("domain-name", "not a domain"),
+        (None, None),
+    ]
+    assert "The files chosen before were not kept" in response.content.decode()
+    assert not Advisory.objects.exists()
+
+
 def test_ceptoar_member_acknowledges_from_the_inbox(community):
     advisory = advisory_for(
         community.ceptoar_officer, community.bank_ceptoar, organizations=[community.bank_b]
@@ -869,6 +994,7 @@ def test_advisory_from_a_report_links_back_only_for_those_who_see_the_report(com
             "tlp": "GREEN",
             "sectors": [community.finance.pk],
             "source_reports": [str(report.pk)],
+            **observable_rows(),
         },
     )
     advisory = Advisory.objects.get()

@@ -1,7 +1,7 @@
 """The append-only, hash-chained audit trail of every change and every read of restricted material."""
 
 from django.conf import settings
-from django.db import models
+from django.db import connection, models
 from django.utils.translation import gettext_lazy as _
 
 
@@ -13,15 +13,22 @@ class AuditRecordQuerySet(models.QuerySet):
     def update(self, **kwargs):
         raise AppendOnlyError("audit records are append-only")
 
-    def chain_unsealed(self, record: "AuditRecord") -> None:
-        """Write a record's place in the chain, once: only `audit_seal` calls this, and a record that
-        is already sealed is left as it is."""
-        models.QuerySet.update(
-            self.filter(pk=record.pk, seq__isnull=True),
-            seq=record.seq,
-            prev_hash=record.prev_hash,
-            hash=record.hash,
+    def chain_unsealed(self, records: list["AuditRecord"]) -> None:
+        """Write the records' places in the chain in one statement, once: only `audit_seal` calls
+        this, and a record that is already sealed is left as it is."""
+        if not records:
+            return
+        table = connection.ops.quote_name(AuditRecord._meta.db_table)
+        rows = ", ".join(["(CAST(%s AS BIGINT), CAST(%s AS BIGINT), %s, %s)"] * len(records))
+        params = [value for r in records for value in (r.pk, r.seq, r.prev_hash, r.hash)]
+        # Only the table name and placeholders are formatted in; every value is a parameter.
+        statement = (
+            f"UPDATE {table} SET seq = chained.column2, prev_hash = chained.column3, "  # noqa: S608
+            f"hash = chained.column4 FROM (VALUES {rows}) AS chained "
+            f"WHERE {table}.id = chained.column1 AND {table}.seq IS NULL"
         )
+        with connection.cursor() as cursor:
+            cursor.execute(statement, params)
 
     def delete(self):
         raise AppendOnlyError("audit records are append-only")

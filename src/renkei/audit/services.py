@@ -197,8 +197,8 @@ def _seal_batch(batch_size: int, *, wait: bool) -> int | None:
             length += 1
             record.seq, record.prev_hash = length, prev_hash
             record.hash = prev_hash = _hash_of(record)
-            AuditRecord.objects.chain_unsealed(record)
         if pending:
+            AuditRecord.objects.chain_unsealed(pending)
             AuditChainHead.objects.filter(pk=head.pk).update(last_hash=prev_hash, length=length)
     return len(pending)
 

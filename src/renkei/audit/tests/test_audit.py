@@ -402,7 +402,7 @@ def test_a_sealed_record_is_never_resealed(community):
     audit_seal()
     record = AuditRecord.objects.order_by("pk").last()
     forged = AuditRecord(pk=record.pk, seq=10**9, prev_hash=GENESIS_HASH, hash="f" * 64)
-    AuditRecord.objects.chain_unsealed(forged)
+    AuditRecord.objects.chain_unsealed([forged])
     record_after = AuditRecord.objects.get(pk=record.pk)
     assert (record_after.seq, record_after.hash) == (record.seq, record.hash)
 
@@ -478,10 +478,10 @@ def test_a_write_does_not_queue_behind_a_seal_in_progress(transactional_db, monk
     holding, release = threading.Event(), threading.Event()
     chain_unsealed = type(AuditRecord.objects).chain_unsealed
 
-    def chain_after_release(manager, record):
+    def chain_after_release(manager, records):
         holding.set()
         assert release.wait(10)
-        chain_unsealed(manager, record)
+        chain_unsealed(manager, records)
 
     monkeypatch.setattr(type(AuditRecord.objects), "chain_unsealed", chain_after_release)
     sealed_by_holder: list[int] = []

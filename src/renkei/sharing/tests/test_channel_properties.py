@@ -201,6 +201,7 @@ class World:
     who: dict[int, Viewer]
     with_email: set[int]
     memberships: set[tuple[int, int]]  # (user pk, organization pk), active organizations only
+    all_memberships: set[tuple[int, int]]  # inactive organizations included
     shared: list[SharedReport] = field(default_factory=list)
     advisories: dict[Advisory, Audience] = field(default_factory=dict)
     copies: dict[AnonymizedReport, tuple] = field(default_factory=dict)
@@ -264,6 +265,9 @@ class World:
             if member == user.pk
             and (user.pk in to.people or organization_addressed(by_pk[org], to, self.community))
         ]
+        if not reached and user.pk in to.people:
+            # Named, with every organization inactive: told all the same, under the first of them.
+            reached = [org for member, org in self.all_memberships if member == user.pk]
         return min(reached, default=None)
 
 
@@ -343,6 +347,7 @@ class ChannelsMatchTheOracle(TestCase):
             memberships=set(
                 Membership.objects.filter(organization__active=True).values_list("user_id", "organization_id")
             ),
+            all_memberships=set(Membership.objects.values_list("user_id", "organization_id")),
         )
         if webhooks:
             self.register_webhooks(world)
@@ -492,15 +497,15 @@ class ChannelsMatchTheOracle(TestCase):
                     yield user.pk, str(s.report.pk)
 
     def told_of_advisories(self, world: World):
-        """Everyone the audience reaches through an active organization: the inbox row and the mail
-        are per organization, so a person named whose organizations are all inactive still sees the
-        advisory but is not notified."""
+        """Everyone the audience reaches through an active organization, and everyone it names
+        (whose organizations may all be inactive). The inbox row is kept under an organization, so
+        a person named who belongs to none sees the advisory but is not notified."""
         for advisory, to in world.advisories.items():
             for user in world.people:
                 if world.inbox_organization(user, to) is not None:
                     yield user.pk, str(advisory.pk)
                 elif addressed(world.who[user.pk], to):
-                    event("named without an active organization: not notified")
+                    event("named without any organization: not notified")
 
     # --- The API ----------------------------------------------------------------------------------
 

@@ -60,6 +60,7 @@ from renkei.sharing.models import (
     Report,
     ReportComment,
     ReportVersion,
+    StoredFile,
 )
 from renkei.sharing.observables import normalize_observable
 from renkei.sharing.schemas import (
@@ -113,6 +114,17 @@ FORBIDDEN_CODES = {"not_allowed", "not_triage", "not_reporter", "not_issuer", "t
 
 
 # --- Request plumbing -----------------------------------------------------------------------------
+
+
+# OpenAPI for an attachment download's answer.
+FILE_DOWNLOAD = {
+    "responses": {
+        200: {
+            "description": "The file, as a download.",
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    }
+}
 
 
 def _multipart_body(part: str, schema: str) -> dict:
@@ -409,21 +421,26 @@ def _impact(version: ReportVersion) -> dict:
     }
 
 
-def _attachment(attachment: Attachment, version: ReportVersion) -> dict:
+def _stored_file(attachment: StoredFile, download_url: str) -> dict:
+    """What the API says of an attachment, a report's or an advisory's."""
     return {
         "id": attachment.pk,
         "filename": attachment.filename,
         "size": attachment.blob.size,
         "sha256": attachment.blob_id,
         "content_type": attachment.content_type,
-        "version": version.number,
         "uploaded_by": attachment.uploaded_by.username,
         "created_at": attachment.created_at,
-        "download_url": reverse(
-            "api:report_attachment_download",
-            kwargs={"report_id": version.report_id, "attachment_id": attachment.pk},
-        ),
+        "download_url": download_url,
     }
+
+
+def _attachment(attachment: Attachment, version: ReportVersion) -> dict:
+    url = reverse(
+        "api:report_attachment_download",
+        kwargs={"report_id": version.report_id, "attachment_id": attachment.pk},
+    )
+    return _stored_file(attachment, url) | {"version": version.number}
 
 
 def _version(version: ReportVersion) -> dict:
@@ -803,14 +820,7 @@ def report_relabel(request: HttpRequest, report_id: UUID, payload: LabelIn):
     response={200: None, **DETAIL_ERRORS},
     summary="Download an attachment",
     url_name="report_attachment_download",
-    openapi_extra={
-        "responses": {
-            200: {
-                "description": "The file, as a download.",
-                "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
-            }
-        }
-    },
+    openapi_extra=FILE_DOWNLOAD,
 )
 def report_attachment(request: HttpRequest, report_id: UUID, attachment_id: UUID):
     """The file, always as a download (`application/octet-stream`, never rendered by a browser), to
@@ -880,19 +890,11 @@ def _advisory(advisory: Advisory, issuer_chain: set) -> dict:
 
 
 def _advisory_attachment(attachment: AdvisoryAttachment) -> dict:
-    return {
-        "id": attachment.pk,
-        "filename": attachment.filename,
-        "size": attachment.blob.size,
-        "sha256": attachment.blob_id,
-        "content_type": attachment.content_type,
-        "uploaded_by": attachment.uploaded_by.username,
-        "created_at": attachment.created_at,
-        "download_url": reverse(
-            "api:advisory_attachment_download",
-            kwargs={"advisory_id": attachment.advisory_id, "attachment_id": attachment.pk},
-        ),
-    }
+    url = reverse(
+        "api:advisory_attachment_download",
+        kwargs={"advisory_id": attachment.advisory_id, "attachment_id": attachment.pk},
+    )
+    return _stored_file(attachment, url)
 
 
 def _issuer_chain(user, advisories: list[Advisory]) -> set:
@@ -977,14 +979,7 @@ def advisory_detail(request: HttpRequest, advisory_id: UUID):
     response={200: None, **DETAIL_ERRORS},
     summary="Download an advisory's attachment",
     url_name="advisory_attachment_download",
-    openapi_extra={
-        "responses": {
-            200: {
-                "description": "The file, as a download.",
-                "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
-            }
-        }
-    },
+    openapi_extra=FILE_DOWNLOAD,
 )
 def advisory_attachment(request: HttpRequest, advisory_id: UUID, attachment_id: UUID):
     """The file, always as a download, to those who may see the advisory; recorded in the audit

@@ -387,16 +387,11 @@ class Blob(models.Model):
         return self.sha256
 
 
-class Attachment(models.Model):
-    """A file attached to a report version; served only as a download to those who may see it."""
+class StoredFile(models.Model):
+    """What every attachment has besides its owner and its content (a Blob, whose reverse name
+    differs per owner)."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    version = models.ForeignKey(
-        ReportVersion, verbose_name=_("version"), related_name="attachments", on_delete=models.CASCADE
-    )
-    blob = models.ForeignKey(
-        Blob, verbose_name=_("content"), related_name="attachments", on_delete=models.PROTECT
-    )
     filename = models.CharField(_("file name"), max_length=255)
     content_type = models.CharField(_("content type"), max_length=100)
     uploaded_by = models.ForeignKey(
@@ -405,12 +400,26 @@ class Attachment(models.Model):
     created_at = models.DateTimeField(_("uploaded at"), auto_now_add=True)
 
     class Meta:
-        ordering = ["version", "created_at"]
-        verbose_name = _("attachment")
-        verbose_name_plural = _("attachments")
+        abstract = True
 
     def __str__(self) -> str:
         return self.filename
+
+
+class Attachment(StoredFile):
+    """A file attached to a report version; served only as a download to those who may see it."""
+
+    version = models.ForeignKey(
+        ReportVersion, verbose_name=_("version"), related_name="attachments", on_delete=models.CASCADE
+    )
+    blob = models.ForeignKey(
+        Blob, verbose_name=_("content"), related_name="attachments", on_delete=models.PROTECT
+    )
+
+    class Meta:
+        ordering = ["version", "created_at"]
+        verbose_name = _("attachment")
+        verbose_name_plural = _("attachments")
 
 
 class ReportComment(models.Model):
@@ -621,30 +630,20 @@ class AdvisoryObservable(models.Model):
         return f"{self.type}: {self.value}"
 
 
-class AdvisoryAttachment(models.Model):
+class AdvisoryAttachment(StoredFile):
     """A file sent with an advisory; served only as a download to those who may see the advisory."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     advisory = models.ForeignKey(
         Advisory, verbose_name=_("advisory"), related_name="attachments", on_delete=models.CASCADE
     )
     blob = models.ForeignKey(
         Blob, verbose_name=_("content"), related_name="advisory_attachments", on_delete=models.PROTECT
     )
-    filename = models.CharField(_("file name"), max_length=255)
-    content_type = models.CharField(_("content type"), max_length=100)
-    uploaded_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, verbose_name=_("uploaded by"), related_name="+", on_delete=models.PROTECT
-    )
-    created_at = models.DateTimeField(_("uploaded at"), auto_now_add=True)
 
     class Meta:
         ordering = ["advisory", "created_at", "filename"]
         verbose_name = _("advisory attachment")
         verbose_name_plural = _("advisory attachments")
-
-    def __str__(self) -> str:
-        return self.filename
 
 
 class AdvisoryAudience(AudienceEntry):

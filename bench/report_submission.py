@@ -6,7 +6,8 @@ gunicorn on PostgreSQL, as a ratio to the same server's trivial authenticated en
         .venv/bin/python bench/report_submission.py
 
 BENCH_THREADS=4 runs gthread workers with that many threads each (default: sync workers, as the
-README's deployment).
+README's deployment). One `renkei worker` runs beside the server, as in a deployment: it sends the
+notifications the submissions queue and seals the audit trail they append to.
 
 Goal (issue 3): submissions/s >= 0.5 x the /me ceiling. Clients and server share this machine, so
 both figures carry the same load-generator cost; the ratio is what to compare between runs.
@@ -55,14 +56,22 @@ for n in range({CLIENTS}):
     print(token_create(actor=None, user=user)[1])
 """
     subprocess.run([sys.executable, "-m", "renkei", "migrate", "-v0"], env=env, check=True)
-    output = subprocess.run(
+    return [line.strip() for line in renkei_shell(env, script).splitlines() if line.startswith("rk_")]
+
+
+def renkei_shell(env: dict, script: str) -> str:
+    return subprocess.run(
         [sys.executable, "-m", "renkei", "shell", "-c", script],
         env=env,
         check=True,
         capture_output=True,
         text=True,
     ).stdout
-    return [line.strip() for line in output.splitlines() if line.startswith("rk_")]
+
+
+def pending_audit_records(env: dict) -> int:
+    script = "from renkei.audit.models import AuditRecord as R\nprint(R.objects.filter(seq=None).count())"
+    return int(renkei_shell(env, script).split()[-1])
 
 
 def report_body(client: int, number: int) -> bytes:
@@ -141,6 +150,7 @@ def main() -> None:
         env=env,
         cwd=ROOT,
     )
+    worker = subprocess.Popen([sys.executable, "-m", "renkei", "worker", "-v0"], env=env, cwd=ROOT)
     try:
         for _attempt in range(100):
             try:
@@ -156,9 +166,12 @@ def main() -> None:
         ):
             count, latencies = load(port, tokens, method, path, expected)
             rows.append((label, count / SECONDS, statistics.quantiles(latencies, n=100)[98]))
+        unsealed = pending_audit_records(env)
     finally:
         server.terminate()
+        worker.terminate()
         server.wait(timeout=30)
+        worker.wait(timeout=30)
     print(
         f"{CLIENTS} clients, {SECONDS:.0f} s each, gunicorn with {WORKERS} workers × {THREADS} threads, "
         "PostgreSQL"
@@ -167,6 +180,7 @@ def main() -> None:
     for label, rate, p99 in rows:
         print(f"{label:<24}{rate:>10.1f}{p99 * 1000:>10.1f}")
     (_, ceiling, ceiling_p99), (_, submissions, submission_p99) = rows
+    print(f"audit records not yet sealed when the load stopped: {unsealed}")
     print(
         f"submissions / ceiling: {submissions / ceiling:.2f} (goal >= 0.5); "
         f"p99 ratio: {submission_p99 / ceiling_p99:.2f}"

@@ -3,7 +3,6 @@
 import datetime as dt
 import decimal
 import hashlib
-import itertools
 import json
 import logging
 import uuid
@@ -14,10 +13,11 @@ from django.db.models import Max
 from django.utils import timezone
 
 from renkei.audit.models import AuditAction, AuditChainHead, AuditRecord
+from renkei.core.periodic import Periodic
 
 GENESIS_HASH = "0" * 64
-# How many batches a seal after commit chains at most before leaving the rest to the next seal.
-SEAL_ROUNDS = 10
+# How long an appended record waits at most, while a worker runs, before it is sealed into the chain.
+SEAL_INTERVAL_SECONDS = 1.0
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def audit_write(
     before: dict | None = None,
     after: dict | None = None,
 ) -> AuditRecord:
-    """Append one record in the caller's transaction; it is sealed into the chain once that commits."""
+    """Append one record in the caller's transaction; the sealer chains it once that has committed."""
     if obj is not None:
         object_type = object_type or obj._meta.label_lower
         object_id = object_id or str(obj.pk)
@@ -136,57 +136,39 @@ def audit_write(
         before=_json_value(before) if before is not None else None,
         after=_json_value(after) if after is not None else None,
     )
-    _seal_after_commit()
     return record
 
 
-def _seal_after_commit() -> None:
-    connection = transaction.get_connection()
-    if not any(callback is audit_seal for _savepoints, callback, _robust in connection.run_on_commit):
-        # Robust: the change has committed whatever happens here; the next seal picks the record up.
-        transaction.on_commit(audit_seal, robust=True)
+def audit_seal(*, batch_size: int = 500) -> int:
+    """Chain the committed records that are not chained yet, oldest first; returns how many were sealed.
 
-
-def audit_seal(*, batch_size: int = 500, wait: bool = False) -> int:
-    """Chain the records that are not chained yet, oldest first; returns how many were sealed.
-
-    Runs after every audited transaction commits, holding the head's lock only for the sealing
-    itself. A record whose transaction is still open is left for the seal that follows its commit.
-
-    Without `wait`, a seal that finds the head locked by another seal leaves its records to that
-    one: the holder looks for pending records again after letting go of the head, and every record
-    it could have missed committed before that look. Under load one seal chains many records
-    instead of every writer queueing for the head. SEAL_ROUNDS bounds how long one writer keeps
-    sealing others' records; what it leaves is sealed by the next seal, the periodic upkeep or
-    `audit verify`. With `wait`, the seal queues for the head and drains any backlog first.
+    Requests only append: every task worker runs `audit_sealer`, which calls this every second, so
+    no write queues for the chain's head. `audit verify` calls it before walking the chain. A record
+    whose transaction is still open is left for the next seal; two seals at once queue for the
+    head's lock, and the later one finds less, or nothing, left to do.
     """
     sealed = 0
-    for round_number in itertools.count(1):
+    while AuditRecord.objects.filter(seq__isnull=True).exists():
         try:
-            pending = _seal_batch(batch_size, wait=wait)
+            chained = _seal_batch(batch_size)
         except IntegrityError:
             # A place after the head is taken: the head was wound back to hide records. Sealing on
             # top of it would fail every time; `audit verify` reports the records beyond the head.
             logger.error("The audit chain's head is behind its sealed records: nothing sealed.")
             return sealed
-        if pending is None:
+        if chained is None:
             return sealed
-        sealed += pending
-        backlog = pending == batch_size
-        if not backlog and not AuditRecord.objects.filter(seq__isnull=True).exists():
+        sealed += chained
+        if chained < batch_size:
             return sealed
-        if round_number >= SEAL_ROUNDS and not (wait and backlog):
-            return sealed
+    return sealed
 
 
-def _seal_batch(batch_size: int, *, wait: bool) -> int | None:
-    """Chain up to `batch_size` pending records under the head's lock; None if the head is held by
-    another seal (without `wait`) or missing."""
+def _seal_batch(batch_size: int) -> int | None:
+    """Chain up to `batch_size` pending records under the head's lock; None if the head is missing."""
     with transaction.atomic():
-        head = AuditChainHead.objects.select_for_update(skip_locked=not wait).filter(pk=1).first()
+        head = AuditChainHead.objects.select_for_update().filter(pk=1).first()
         if head is None:
-            if not wait and AuditChainHead.objects.filter(pk=1).exists():
-                return None  # another seal holds the head and will pick our records up
             if AuditRecord.objects.filter(seq__isnull=False).exists():
                 logger.error("The audit chain's head is missing: nothing sealed.")
                 return None
@@ -201,6 +183,12 @@ def _seal_batch(batch_size: int, *, wait: bool) -> int | None:
             AuditRecord.objects.chain_unsealed(pending)
             AuditChainHead.objects.filter(pk=head.pk).update(last_hash=prev_hash, length=length)
     return len(pending)
+
+
+def audit_sealer(*, interval: float = SEAL_INTERVAL_SECONDS) -> Periodic:
+    """The loop that seals what requests appended, run beside every task worker (`renkei worker`,
+    `renkei up`); it seals once more when stopped."""
+    return Periodic(audit_seal, interval=interval, name="renkei-audit-sealer", run_on_stop=True)
 
 
 def audit_read(*, actor, obj: models.Model) -> AuditRecord:
@@ -224,7 +212,7 @@ def audit_verify(*, batch_size: int = 2000) -> ChainCheck:
     instead of looking like a mismatch; a chain shorter than its head has lost records, and a sealed
     record beyond the head was cut off the chain's end.
     """
-    audit_seal(wait=True)
+    audit_seal()
     head = AuditChainHead.objects.filter(pk=1).first()
     length = head.length if head is not None else 0
     prev_hash = GENESIS_HASH

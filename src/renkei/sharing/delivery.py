@@ -23,7 +23,6 @@ the advisory's or report's row and read the log again once it is theirs.
 
 import datetime as dt
 import logging
-import threading
 from collections.abc import Iterable, Sequence
 from itertools import islice
 
@@ -35,9 +34,9 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
 
-from renkei.audit.services import audit_seal
 from renkei.core.access import NOTHING
 from renkei.core.idempotency import idempotency_keys_purge
+from renkei.core.periodic import Periodic
 from renkei.directory.choices import Role
 from renkei.directory.models import Membership, Organization, User
 from renkei.sharing.choices import CommentKind, GrantReason, NotificationKind, ReportStatus, Tlp
@@ -600,15 +599,13 @@ class UpkeepFailed(Exception):
 
 
 def run_upkeep(*, now=None) -> dict[str, int]:
-    """Both reminder runs, the purge of expired idempotency keys and sealing audit records a busy
-    moment left pending (see `audit_seal`), as `renkei sharing remind` and `renkei up` do them.
-    Each step runs even when another fails (a mail server down must not stop the rest); returns
-    what each did, or raises UpkeepFailed after all have run."""
+    """Both reminder runs and the purge of expired idempotency keys, as `renkei sharing remind` and
+    `renkei up` do them. Each step runs even when another fails (a mail server down must not stop
+    the rest); returns what each did, or raises UpkeepFailed after all have run."""
     steps = {
         "deadline_reminders": remind_deadlines,
         "acknowledgement_reminders": remind_acknowledgements,
         "idempotency_keys_purged": idempotency_keys_purge,
-        "audit_records_sealed": lambda now: audit_seal(wait=True),
     }
     done: dict[str, int] = {}
     failed: list[str] = []
@@ -623,30 +620,14 @@ def run_upkeep(*, now=None) -> dict[str, int]:
     return done
 
 
-class PeriodicUpkeep:
-    """Runs `run_upkeep` every few minutes in a daemon thread of `renkei up` (deployments with a
+def periodic_upkeep(*, interval: float = REMINDER_LOOP_SECONDS) -> Periodic:
+    """`run_upkeep` every few minutes in a daemon thread of `renkei up` (deployments with a
     separate worker run `renkei sharing remind` from cron instead)."""
 
-    def __init__(self, *, interval: float = REMINDER_LOOP_SECONDS):
-        self.interval = interval
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="renkei-reminders", daemon=True)
+    def upkeep() -> None:
+        try:
+            run_upkeep()
+        except UpkeepFailed:
+            logger.warning("The failed upkeep steps run again in %s seconds.", interval)
 
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self, timeout: float = 10) -> None:
-        self.stopping.set()
-        self.thread.join(timeout)
-
-    def _run(self) -> None:
-        from django.db import connections
-
-        while not self.stopping.wait(self.interval):
-            try:
-                run_upkeep()
-            except UpkeepFailed:
-                # Each failed step is logged; it is retried at the next tick.
-                logger.warning("The periodic upkeep runs again in %s seconds.", self.interval)
-            finally:
-                connections.close_all()
+    return Periodic(upkeep, interval=interval, name="renkei-upkeep")

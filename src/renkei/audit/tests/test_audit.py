@@ -3,6 +3,7 @@
 import io
 import json
 import threading
+import time
 
 import pytest
 from django.core.management import call_command
@@ -16,6 +17,7 @@ from renkei.audit.services import (
     ChainCheck,
     _hash_of,
     audit_seal,
+    audit_sealer,
     audit_verify,
     audit_write,
 )
@@ -407,55 +409,108 @@ def test_a_sealed_record_is_never_resealed(community):
     assert (record_after.seq, record_after.hash) == (record.seq, record.hash)
 
 
-def test_records_are_sealed_when_their_transaction_commits(transactional_db):
+def wait_until(condition, timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_the_sealer_chains_committed_records_in_the_background(transactional_db):
     with transaction.atomic():
         first = audit_write(actor=None, action="create", object_type="test.thing", object_id="1")
         second = audit_write(actor=None, action="update", object_type="test.thing", object_id="1")
-        assert AuditRecord.objects.filter(seq__isnull=True).count() == 2
-    assert not AuditRecord.objects.filter(seq__isnull=True).exists()
+    assert AuditRecord.objects.filter(seq__isnull=True).count() == 2, "a write never waits for the head"
+
+    sealer = audit_sealer(interval=0.05)
+    sealer.start()
+    try:
+        assert wait_until(lambda: not AuditRecord.objects.filter(seq__isnull=True).exists())
+    finally:
+        sealer.stop()
+    assert not sealer.thread.is_alive()
     first.refresh_from_db()
     second.refresh_from_db()
     assert (first.seq, second.seq, second.prev_hash) == (1, 2, first.hash)
     assert audit_verify() == ChainCheck(True, 2)
 
 
-def test_records_join_the_chain_in_commit_order(transactional_db):
-    """Ids are handed out at insert, places in the chain at commit. On PostgreSQL a slow transaction's
-    record (lower id) joins the chain after a quick one's (higher id); SQLite lets one writer at a time,
-    so there the quick one waits. Either way the chain follows commit order and verifies."""
-    records: dict[str, AuditRecord] = {}
-    commits: list[str] = []
-    written = {"slow": threading.Event(), "quick": threading.Event()}
-    release_slow = threading.Event()
+def test_the_sealer_seals_once_more_when_stopped(transactional_db):
+    sealer = audit_sealer(interval=3600)
+    sealer.start()
+    record = audit_write(actor=None, action="create", object_type="test.thing")
+    sealer.stop()
+    record.refresh_from_db()
+    assert record.seq == 1
 
-    def writer(name: str, hold: threading.Event | None) -> None:
+
+def test_the_worker_command_runs_the_sealer(transactional_db):
+    record = audit_write(actor=None, action="create", object_type="test.thing")
+    call_command("worker", "--batch", "--no-startup-delay", verbosity=0)
+    record.refresh_from_db()
+    assert record.seq == 1
+
+
+def test_a_record_whose_transaction_is_open_joins_the_chain_at_the_next_seal(transactional_db):
+    """Ids are handed out at insert, places in the chain at the first seal after commit. On
+    PostgreSQL a quick transaction's record (higher id) can so come before a slow one's (lower
+    id); SQLite lets one writer at a time, so there nothing else commits meanwhile."""
+    written, release = threading.Event(), threading.Event()
+    records: dict[str, AuditRecord] = {}
+
+    def slow_writer() -> None:
         try:
             with transaction.atomic():
-                records[name] = audit_write(actor=None, action="create", object_type=f"test.{name}")
-                written[name].set()
-                if hold is not None:
-                    hold.wait(10)
-            commits.append(name)
+                records["slow"] = audit_write(actor=None, action="create", object_type="test.slow")
+                written.set()
+                release.wait(10)
         finally:
             connection.close()
 
-    slow = threading.Thread(target=writer, args=("slow", release_slow))
-    quick = threading.Thread(target=writer, args=("quick", None))
+    slow = threading.Thread(target=slow_writer)
     slow.start()
-    assert written["slow"].wait(10)
-    quick.start()
-    quick.join(2)  # done at once on PostgreSQL; on SQLite it waits for the slow one's write lock
-    release_slow.set()
-    slow.join(10)
-    quick.join(10)
+    try:
+        assert written.wait(10)
+        if connection.vendor == "postgresql":
+            records["quick"] = audit_write(actor=None, action="create", object_type="test.quick")
+            assert audit_seal() == 1
+            assert AuditRecord.objects.get(pk=records["quick"].pk).seq == 1
+        else:
+            assert audit_seal() == 0
+    finally:
+        release.set()
+        slow.join(10)
 
-    audit_seal()
-    places = [AuditRecord.objects.get(pk=records[name].pk).seq for name in commits]
-    assert places == sorted(places)
-    if connection.vendor == "postgresql":
-        assert commits == ["quick", "slow"]
-        assert records["slow"].pk < records["quick"].pk
-    assert audit_verify() == ChainCheck(True, 2)
+    assert audit_seal() == 1
+    places = dict(AuditRecord.objects.values_list("object_type", "seq"))
+    assert places["test.slow"] == len(records)
+    assert audit_verify() == ChainCheck(True, len(records))
+
+
+def test_seals_at_once_chain_every_record_exactly_once(transactional_db):
+    AuditRecord.objects.bulk_create(
+        AuditRecord(at=timezone.now(), action="create", object_type="test.bulk", object_id=str(n))
+        for n in range(1200)
+    )
+    sealed: list[int] = []
+    start = threading.Barrier(4)
+
+    def seal() -> None:
+        try:
+            start.wait(10)
+            sealed.append(audit_seal(batch_size=100))
+        finally:
+            connection.close()
+
+    sealers = [threading.Thread(target=seal) for _ in range(4)]
+    for sealer in sealers:
+        sealer.start()
+    for sealer in sealers:
+        sealer.join(30)
+    assert sum(sealed) == 1200 and len(sealed) == 4
+    assert audit_verify() == ChainCheck(True, 1200)
 
 
 def test_a_missing_head_is_reported_not_rebuilt(community):
@@ -466,59 +521,6 @@ def test_a_missing_head_is_reported_not_rebuilt(community):
     check = audit_verify()
     assert (check.ok, check.broken_record_id, check.reason) == (False, first.pk, "link")
     assert not AuditChainHead.objects.exists()
-
-
-def test_a_write_does_not_queue_behind_a_seal_in_progress(transactional_db, monkeypatch):
-    """On PostgreSQL a write that commits while another seal holds the head returns at once, and
-    the holder seals its record after letting go of the head. SQLite lets one writer at a time, so
-    there the write waits for the seal's transaction. Either way nothing is left outside the chain."""
-    audit_write(actor=None, action="create", object_type="test.first")  # sealed at once: the head exists
-    # Written past audit_write, so no seal follows it: the holder below has something to seal.
-    earlier = AuditRecord.objects.create(at=timezone.now(), action="create", object_type="test.earlier")
-    holding, release = threading.Event(), threading.Event()
-    chain_unsealed = type(AuditRecord.objects).chain_unsealed
-
-    def chain_after_release(manager, records):
-        holding.set()
-        assert release.wait(10)
-        chain_unsealed(manager, records)
-
-    monkeypatch.setattr(type(AuditRecord.objects), "chain_unsealed", chain_after_release)
-    sealed_by_holder: list[int] = []
-    written: dict[str, AuditRecord] = {}
-    write_returned = threading.Event()
-
-    def hold_the_head() -> None:
-        try:
-            sealed_by_holder.append(audit_seal())
-        finally:
-            connection.close()
-
-    def write() -> None:
-        try:
-            with transaction.atomic():
-                written["later"] = audit_write(actor=None, action="create", object_type="test.later")
-            write_returned.set()
-        finally:
-            connection.close()
-
-    holder = threading.Thread(target=hold_the_head)
-    holder.start()
-    assert holding.wait(10)
-    writer = threading.Thread(target=write)
-    writer.start()
-    if connection.vendor == "postgresql":
-        assert write_returned.wait(10), "the write queued behind the seal"
-        assert AuditRecord.objects.get(pk=written["later"].pk).seq is None
-    release.set()
-    holder.join(10)
-    writer.join(10)
-
-    assert not AuditRecord.objects.filter(seq__isnull=True).exists()
-    if connection.vendor == "postgresql":
-        assert sealed_by_holder == [2]
-    assert AuditRecord.objects.get(pk=earlier.pk).seq == 2
-    assert audit_verify() == ChainCheck(True, 3)
 
 
 def test_a_head_wound_back_stops_sealing_and_verify_reports_it(community, caplog):

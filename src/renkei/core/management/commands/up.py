@@ -15,8 +15,9 @@ from django.db import connections
 from django.utils.translation import gettext as _
 from django_tasks_db.management.commands.db_worker import Worker
 
+from renkei.audit.services import audit_sealer
 from renkei.directory.demo import DEMO_PASSWORD
-from renkei.sharing.delivery import PeriodicUpkeep
+from renkei.sharing.delivery import periodic_upkeep
 
 DEMO_USERNAME = "finance-op1-reporter"
 WORKER_STOP_TIMEOUT = 30
@@ -123,7 +124,9 @@ class Command(BaseCommand):
 
         worker = InProcessWorker()
         worker.start()
-        upkeep = PeriodicUpkeep()  # reminders and expired idempotency keys, every 15 minutes
+        sealer = audit_sealer()
+        sealer.start()
+        upkeep = periodic_upkeep()  # reminders and expired idempotency keys, every 15 minutes
         upkeep.start()
         signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
 
@@ -140,8 +143,10 @@ class Command(BaseCommand):
         if host not in ("127.0.0.1", "localhost", "::1") and not os.environ.get("RENKEI_ALLOWED_HOSTS"):
             self.stdout.write(
                 self.style.WARNING(
-                    _("Set RENKEI_ALLOWED_HOSTS to the names other machines use to reach this one "
-                      "(currently allowed: %(hosts)s).")
+                    _(
+                        "Set RENKEI_ALLOWED_HOSTS to the names other machines use to reach this one "
+                        "(currently allowed: %(hosts)s)."
+                    )
                     % {"hosts": ", ".join(settings.ALLOWED_HOSTS)}
                 )
             )
@@ -158,6 +163,7 @@ class Command(BaseCommand):
             self.stdout.write(_("Stopping the task worker…"))
             worker.stop()
             upkeep.stop()
+            sealer.stop()
         except KeyboardInterrupt:
             # A second Ctrl-C while shutting down: leave now, as the user asked.
             self.stderr.write(_("Stopped without waiting for the running task."))

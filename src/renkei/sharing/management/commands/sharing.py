@@ -60,13 +60,12 @@ class Command(BaseCommand):
             self.stdout.write(
                 _(
                     "Deadline reminders sent: %(deadline)d. Advisories reminded to acknowledge: %(ack)d. "
-                    "Expired idempotency keys removed: %(keys)d. Audit records sealed: %(sealed)d."
+                    "Expired idempotency keys removed: %(keys)d."
                 )
                 % {
                     "deadline": done["deadline_reminders"],
                     "ack": done["acknowledgement_reminders"],
                     "keys": done["idempotency_keys_purged"],
-                    "sealed": done["audit_records_sealed"],
                 }
             )
         if failed:

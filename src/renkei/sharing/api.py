@@ -286,9 +286,11 @@ def _query_time(name: str, value: str | None) -> dt.datetime | dt.date | None:
 
 def _acting_organization(user, organization_id: int | None, roles, *, types=()) -> Organization:
     """The organization the caller acts for: the one named, or their only one with these roles."""
-    candidates = Organization.objects.filter(
-        active=True, memberships__user=user, memberships__role__in=roles
-    ).distinct()
+    candidates = (
+        Organization.objects.filter(active=True, memberships__user=user, memberships__role__in=roles)
+        .select_related("parent")  # a report's routing asks for the CEPTOAR above
+        .distinct()
+    )
     if types:
         candidates = candidates.filter(type__in=types)
     candidates = list(candidates.order_by("pk"))

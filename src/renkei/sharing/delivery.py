@@ -10,10 +10,11 @@ Recipients are always derived from the models' access rules (sharing/models.py):
   every user of the test community that it selects exactly the people
   `Advisory.objects.restrict(user)` lets see the advisory (issuers see their own without an inbox row).
 
-E-mail content follows the TLP label: the narrative (or a comment's text) is only put into mail for
-CLEAR, GREEN and AMBER. AMBER+STRICT and RED mail carries the title, sector, label and a link:
-mail leaves Renkei's hands (relays, mailbox archives, forwarding rules), so the most restricted
-content is only read after signing in.
+E-mail content follows the TLP label: the narrative (or a comment's text), and an advisory's
+observables and its files' names and download links, are only put into mail for CLEAR, GREEN and
+AMBER; files are never attached. AMBER+STRICT and RED mail carries the title, sector, label and a
+link: mail leaves Renkei's hands (relays, mailbox archives, forwarding rules), so the most
+restricted content is only read after signing in.
 
 Reminders sent, and up to which audience entry people were told about a report, are kept in
 NotificationLog, which also keeps them from being sent twice. Runs that overlap (the upkeep loop of
@@ -29,12 +30,12 @@ from itertools import islice
 from django.conf import settings
 from django.core import mail
 from django.db import IntegrityError, transaction
-from django.db.models import Max, Q, QuerySet
+from django.db.models import Max, Prefetch, Q, QuerySet
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
 
-from renkei.core.access import NOTHING
+from renkei.core.access import NOTHING, who_may
 from renkei.core.idempotency import idempotency_keys_purge
 from renkei.core.periodic import Periodic
 from renkei.directory.choices import Role
@@ -45,6 +46,7 @@ from renkei.sharing.models import (
     COMMUNITY_TYPES,
     REPORTING_ROLES,
     Advisory,
+    AdvisoryAttachment,
     InboxItem,
     NotificationLog,
     Report,
@@ -77,9 +79,9 @@ def _batched(items: Sequence, size: int):
         yield chunk
 
 
-def absolute_url(name: str, pk) -> str:
-    """A link into Renkei for e-mail and webhooks: RENKEI_BASE_URL and the page `sharing:<name>`."""
-    return settings.RENKEI_BASE_URL.rstrip("/") + reverse(f"sharing:{name}", args=[pk])
+def absolute_url(name: str, *args, namespace: str = "sharing") -> str:
+    """A link into Renkei for e-mail and webhooks: RENKEI_BASE_URL and the URL `<namespace>:<name>`."""
+    return settings.RENKEI_BASE_URL.rstrip("/") + reverse(f"{namespace}:{name}", args=args)
 
 
 def _language(user_language: str) -> str:
@@ -168,12 +170,8 @@ def _one_row_per_person(rows: Iterable[tuple]) -> dict[int, tuple]:
 
 
 def report_may_see(report: Report, users: Iterable[User]) -> list[User]:
-    """The users the access function lets see `report` (one restricted query per person)."""
-    return [
-        user
-        for user in users
-        if user.is_active and Report.objects.restrict(user).filter(pk=report.pk).exists()
-    ]
+    """The users the access function lets see `report`."""
+    return who_may(report, [user for user in users if user.is_active])
 
 
 def _report_audience_candidates(report: Report) -> QuerySet:
@@ -362,7 +360,21 @@ def fan_out_advisory(*, advisory_id: str) -> int:
     return len(new)
 
 
+def _attachment_links(advisory: Advisory) -> list[dict]:
+    """Name, size and download page of each file: the files themselves never travel by mail."""
+    return [
+        {
+            "name": attachment.filename,
+            "size": attachment.blob.size,
+            "url": absolute_url("advisory_attachment_download", advisory.pk, attachment.pk),
+        }
+        for attachment in advisory.attachments.all()
+    ]
+
+
 def _advisory_message(advisory: Advisory, language: str, *, reminder: bool):
+    """Subject and body; observables and attachments come from `advisory`'s prefetched rows."""
+    content_in_mail = advisory.tlp in NARRATIVE_IN_MAIL
     with translation.override(language):
         context = {
             "advisory": advisory,
@@ -370,7 +382,9 @@ def _advisory_message(advisory: Advisory, language: str, *, reminder: bool):
             "tlp_label": Tlp(advisory.tlp).label,
             "severity": advisory.get_severity_display(),
             "issuer": advisory.issuer.name,
-            "body": advisory.body[:NARRATIVE_EXCERPT_CHARS] if advisory.tlp in NARRATIVE_IN_MAIL else "",
+            "body": advisory.body[:NARRATIVE_EXCERPT_CHARS] if content_in_mail else "",
+            "observables": advisory.observables.all() if content_in_mail else (),
+            "attachments": _attachment_links(advisory) if content_in_mail else [],
             "url": absolute_url("advisory_detail", advisory.pk),
         }
         subject = render_to_string("sharing/email/advisory_subject.txt", context)
@@ -380,7 +394,15 @@ def _advisory_message(advisory: Advisory, language: str, *, reminder: bool):
 
 def send_advisory_emails(*, advisory_id: str, user_ids: Sequence[int], reminder: bool = False) -> int:
     """Send one message per person of the batch who is still in the audience, in their language."""
-    advisory = Advisory.objects.select_related("issuer").filter(pk=advisory_id).first()
+    advisory = (
+        Advisory.objects.select_related("issuer")
+        .prefetch_related(
+            "observables",
+            Prefetch("attachments", queryset=AdvisoryAttachment.objects.select_related("blob")),
+        )
+        .filter(pk=advisory_id)
+        .first()
+    )
     if advisory is None:
         return 0
     people = (

@@ -1,7 +1,8 @@
 """Signed webhooks: organizations register an http(s) URL and receive each advisory addressed to them.
 
 Every delivery is a POST of a small JSON document (type, id, title, severity, tlp, issued_at,
-issuer, url — the advisory's body stays behind the link) with the headers
+issuer, url, observables, and attachments as name, size, sha256 and API download url — the
+advisory's body stays behind the link, the files behind an API token) with the headers
 
     X-Renkei-Signature: sha256=<hex HMAC-SHA256 of the raw body, keyed with the endpoint's secret>
     X-Renkei-Delivery:  <uuid, the same on every retry of one delivery, so receivers can deduplicate>
@@ -92,6 +93,18 @@ def payload(advisory: Advisory) -> bytes:
         "issued_at": advisory.created_at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
         "issuer": advisory.issuer.name_ja,
         "url": absolute_url("advisory_detail", advisory.pk),
+        "observables": [{"type": o.type, "value": o.value} for o in advisory.observables.all()],
+        "attachments": [
+            {
+                "name": attachment.filename,
+                "size": attachment.blob.size,
+                "sha256": attachment.blob_id,
+                "url": absolute_url(
+                    "advisory_attachment_download", advisory.pk, attachment.pk, namespace="api"
+                ),
+            }
+            for attachment in advisory.attachments.select_related("blob")
+        ],
     }
     return json.dumps(document, ensure_ascii=False, sort_keys=True).encode()
 

@@ -97,7 +97,18 @@ from renkei.sharing.webhooks import webhook_register
 BASE_URL = "https://renkei.example.jp"
 UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 ORGANIZATION_NAME = re.compile(r"組織\d+")
-WEBHOOK_FIELDS = {"type", "id", "title", "severity", "tlp", "issued_at", "issuer", "url"}
+WEBHOOK_FIELDS = {
+    "type",
+    "id",
+    "title",
+    "severity",
+    "tlp",
+    "issued_at",
+    "issuer",
+    "url",
+    "observables",
+    "attachments",
+}
 
 # Files: some with the same bytes in several reports (stored once, by SHA-256), some empty.
 attachment = st.tuples(

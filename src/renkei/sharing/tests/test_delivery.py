@@ -6,7 +6,9 @@ import datetime as dt
 
 import pytest
 from django.db import connection
+from django.template.defaultfilters import filesizeformat
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 from django.utils import timezone
 
 from renkei.core.tests.worker import run_worker_until_idle as run_worker
@@ -20,12 +22,22 @@ from renkei.sharing.delivery import (
     advisory_recipients,
     fan_out_advisory,
     remind_acknowledgements,
+    send_advisory_emails,
 )
-from renkei.sharing.models import Advisory, InboxItem, Report
+from renkei.sharing.models import Advisory, AdvisoryAttachment, InboxItem, Report
+from renkei.sharing.services import AttachmentInput, ObservableInput
+from renkei.sharing.tests.access_oracle import signed_in
 from renkei.sharing.tests.delivery_support import failed_tasks, mail_by_recipient
 from renkei.sharing.tests.factories import advisory_for, report_for
 
 NARRATIVE = "インターネットバンキングのサーバーに不正アクセスの痕跡を確認した。"
+OBSERVABLES = [
+    ObservableInput("domain-name", "vpn-update.example"),
+    ObservableInput("ipv4-addr", "198.51.100.23"),
+]
+IOC_FILE = AttachmentInput(
+    "侵入痕跡一覧.csv", "text/csv", b"seen_at,source\n2026-11-25T01:00:00Z,198.51.100.23\n"
+)
 
 
 def people_who_may_see_report(report: Report) -> set[str]:
@@ -215,6 +227,73 @@ def test_a_red_advisory_reaches_only_the_named_people(community, inbox):
     [delivery] = inbox.wait_for(1)
     assert delivery.recipients == [community.bank_a_admin.email]
     assert advisory.body not in body_of(delivery.message), "no RED content in mail"
+
+
+@pytest.mark.parametrize("tlp", [Tlp.GREEN, Tlp.AMBER])
+def test_advisory_mail_lists_observables_and_links_to_attachments_it_does_not_carry(community, inbox, tlp):
+    advisory = advisory_for(
+        community.nisc_coordinator,
+        community.nisc,
+        tlp=tlp,
+        organizations=[community.bank_b],
+        observables=OBSERVABLES,
+        attachments=[IOC_FILE],
+    )
+    run_worker()
+    [delivery] = inbox.wait_for(1)
+    assert delivery.recipients == [community.bank_b_reporter.email]
+    message = delivery.message
+    assert not message.is_multipart(), "the file itself never travels by mail"
+    lines = body_of(message).splitlines()
+    assert "domain-name vpn-update.example" in lines
+    assert "ipv4-addr 198.51.100.23" in lines
+
+    attachment = AdvisoryAttachment.objects.get(advisory=advisory)
+    download = reverse("sharing:advisory_attachment_download", args=[advisory.pk, attachment.pk])
+    assert f"{IOC_FILE.filename} ({filesizeformat(len(IOC_FILE.content))})" in lines
+    assert f"https://renkei.example.jp{download}" in lines
+    response = signed_in(community.bank_b_reporter).get(download)
+    assert b"".join(response.streaming_content) == IOC_FILE.content, "the link in the mail downloads it"
+
+
+@pytest.mark.parametrize("tlp", [Tlp.AMBER_STRICT, Tlp.RED])
+def test_restricted_advisory_mail_names_no_observable_and_no_file(community, inbox, tlp):
+    # RED goes to named people only.
+    audience = (
+        {"people": [community.bank_b_reporter]} if tlp == Tlp.RED else {"organizations": [community.bank_b]}
+    )
+    advisory = advisory_for(
+        community.nisc_coordinator,
+        community.nisc,
+        tlp=tlp,
+        **audience,
+        observables=OBSERVABLES,
+        attachments=[IOC_FILE],
+    )
+    run_worker()
+    [delivery] = inbox.wait_for(1)
+    body = body_of(delivery.message)
+    assert f"https://renkei.example.jp/sharing/advisories/{advisory.pk}/" in body
+    for secret in ("vpn-update.example", "198.51.100.23", IOC_FILE.filename, "/attachments/"):
+        assert secret not in body
+
+
+def test_advisory_mail_reads_observables_and_attachments_once_per_batch(community, inbox):
+    advisory = advisory_for(
+        community.nisc_coordinator,
+        community.nisc,
+        sectors=[community.finance],
+        observables=OBSERVABLES,
+        attachments=[IOC_FILE, AttachmentInput("手順.txt", "text/plain", b"patch now")],
+    )
+    community.bank_b_reporter.language = "en"
+    community.bank_b_reporter.save()
+    people = set(advisory_recipients(advisory).values_list("user_id", flat=True))
+    with CaptureQueriesContext(connection) as queries:
+        sent = send_advisory_emails(advisory_id=str(advisory.pk), user_ids=list(people))
+    assert sent == len(people) > 2
+    for table in ("sharing_advisoryobservable", "sharing_advisoryattachment"):
+        assert sum(f'FROM "{table}"' in query["sql"] for query in queries) == 1, table
 
 
 @pytest.mark.parametrize(

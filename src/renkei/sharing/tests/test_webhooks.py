@@ -1,6 +1,7 @@
 """Signed webhooks to a real HTTP receiver on 127.0.0.1 that checks the signature, retried with backoff."""
 
 import datetime as dt
+import hashlib
 import io
 import json
 import socket
@@ -9,13 +10,16 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.test import Client
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from renkei.audit.models import AuditRecord
+from renkei.core.services import token_create
 from renkei.core.tests.worker import run_worker_until_idle as run_worker
 from renkei.sharing.choices import Tlp
-from renkei.sharing.models import WebhookAttempt, WebhookEndpoint
+from renkei.sharing.models import AdvisoryAttachment, WebhookAttempt, WebhookEndpoint
+from renkei.sharing.services import AttachmentInput, ObservableInput
 from renkei.sharing.tests import delivery_support
 from renkei.sharing.tests.delivery_support import failed_tasks, make_deferred_tasks_ready
 from renkei.sharing.tests.factories import advisory_for
@@ -23,7 +27,18 @@ from renkei.sharing.webhooks import BACKOFF, MAX_ATTEMPTS, payload, signature, w
 
 webhook_receiver = delivery_support.webhook_receiver
 
-PAYLOAD_KEYS = {"type", "id", "title", "severity", "tlp", "issued_at", "issuer", "url"}
+PAYLOAD_KEYS = {
+    "type",
+    "id",
+    "title",
+    "severity",
+    "tlp",
+    "issued_at",
+    "issuer",
+    "url",
+    "observables",
+    "attachments",
+}
 
 
 def pending_retries() -> list[DBTaskResult]:
@@ -116,6 +131,7 @@ def test_the_payload_carries_only_the_summary_and_the_signature_covers_the_raw_b
     assert document["id"] == str(advisory.pk)
     assert document["tlp"] == "AMBER"
     assert document["issuer"] == community.nisc.name_ja
+    assert (document["observables"], document["attachments"]) == ([], [])
     assert advisory.body not in body.decode(), "the body stays behind the link"
     assert signature("s3cret", body) == signature("s3cret", body)
     assert signature("s3cret", body) != signature("other", body)
@@ -146,6 +162,48 @@ def test_an_advisory_is_pushed_to_the_audience_organizations_webhooks_only(
     assert abs(int(hook.headers["X-Renkei-Timestamp"]) - timezone.now().timestamp()) < 60
     [attempt] = WebhookAttempt.objects.all()
     assert (attempt.attempt, attempt.status_code, attempt.error) == (1, 204, "")
+
+
+def test_the_payload_lists_observables_and_links_attachments_for_api_download(
+    community, inbox, webhook_receiver
+):
+    register(webhook_receiver, community.bank_a)
+    content = b"seen_at,source\n2026-11-25T01:00:00Z,198.51.100.23\n"
+    advisory = advisory_for(
+        community.nisc_coordinator,
+        community.nisc,
+        tlp=Tlp.GREEN,
+        sectors=[community.finance],
+        observables=[
+            ObservableInput("domain-name", "vpn-update.example"),
+            ObservableInput("ipv4-addr", "198.51.100.23"),
+        ],
+        attachments=[AttachmentInput("侵入痕跡一覧.csv", "text/csv", content)],
+    )
+    run_worker()
+    assert failed_tasks() == []
+
+    [hook] = webhook_receiver.received
+    assert hook.signature_valid and hook.answered == 204
+    assert hook.document["observables"] == [
+        {"type": "domain-name", "value": "vpn-update.example"},
+        {"type": "ipv4-addr", "value": "198.51.100.23"},
+    ]
+    attachment = AdvisoryAttachment.objects.get(advisory=advisory)
+    path = f"/api/v1/advisories/{advisory.pk}/attachments/{attachment.pk}"
+    assert hook.document["attachments"] == [
+        {
+            "name": "侵入痕跡一覧.csv",
+            "size": len(content),
+            "sha256": hashlib.sha256(content).hexdigest(),
+            "url": f"https://renkei.example.jp{path}",
+        }
+    ]
+    # The receiver fetches the file with an API token of someone in its organization.
+    _token, secret = token_create(actor=community.bank_a_admin, user=community.bank_a_admin)
+    response = Client().get(path, headers={"Authorization": f"Bearer {secret}"})
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == content
 
 
 def test_red_advisories_are_never_pushed_to_organizations(community, inbox, webhook_receiver):

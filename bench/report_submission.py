@@ -7,7 +7,9 @@ gunicorn on PostgreSQL, as a ratio to the same server's trivial authenticated en
 
 BENCH_THREADS=4 runs gthread workers with that many threads each (default: sync workers, as the
 README's deployment). One `renkei worker` runs beside the server, as in a deployment: it sends the
-notifications the submissions queue and seals the audit trail they append to.
+notifications the submissions queue and seals the audit trail they append to. On this machine it
+shares the CPUs with the server and the clients; BENCH_WORKER=0 leaves it out, to measure the web
+tier alone (as with the worker on other machines).
 
 Goal (issue 3): submissions/s >= 0.5 x the /me ceiling. Clients and server share this machine, so
 both figures carry the same load-generator cost; the ratio is what to compare between runs.
@@ -31,6 +33,7 @@ CLIENTS = int(os.environ.get("BENCH_CLIENTS", "32"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "20"))
 WORKERS = int(os.environ.get("BENCH_WORKERS", str(2 * (os.cpu_count() or 1))))
 THREADS = int(os.environ.get("BENCH_THREADS", "1"))
+WITH_WORKER = os.environ.get("BENCH_WORKER", "1") != "0"
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -150,7 +153,8 @@ def main() -> None:
         env=env,
         cwd=ROOT,
     )
-    worker = subprocess.Popen([sys.executable, "-m", "renkei", "worker", "-v0"], env=env, cwd=ROOT)
+    worker_command = [sys.executable, "-m", "renkei", "worker", "-v0"] if WITH_WORKER else None
+    worker = subprocess.Popen(worker_command, env=env, cwd=ROOT) if worker_command else None
     try:
         for _attempt in range(100):
             try:
@@ -169,12 +173,13 @@ def main() -> None:
         unsealed = pending_audit_records(env)
     finally:
         server.terminate()
-        worker.terminate()
         server.wait(timeout=30)
-        worker.wait(timeout=30)
+        if worker is not None:
+            worker.terminate()
+            worker.wait(timeout=30)
     print(
         f"{CLIENTS} clients, {SECONDS:.0f} s each, gunicorn with {WORKERS} workers × {THREADS} threads, "
-        "PostgreSQL"
+        f"PostgreSQL, {'one' if WITH_WORKER else 'no'} task worker beside"
     )
     print(f"{'endpoint':<24}{'req/s':>10}{'p99 ms':>10}")
     for label, rate, p99 in rows:

@@ -6,11 +6,13 @@ API, downloads, web pages, e-mail and webhooks).
 
 import csv
 import io
+from unittest import mock
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase
 
+from renkei.core.access import who_may
 from renkei.core.choices import Action
 from renkei.directory.choices import Role
 from renkei.directory.models import Sector, User
@@ -106,3 +108,16 @@ class SharingAccessMatchesTheOracle(TestCase):
                 a for a in visible_advisories if a.ack_required and a.issuer_id in issuing
             }
             assert set(Advisory.objects.restrict(user, Action.CHANGE)) <= visible_advisories
+
+        # Many people at once, as notifications ask: the same answers, whatever the chunk boundaries.
+        people = list(User.objects.filter(pk__in=[user.pk for user in community.people]).order_by("?"))
+        viewers = {user: viewer(user, community) for user in people}
+        with mock.patch("renkei.core.access.WHO_MAY_CHUNK", 3):
+            for submitted in shared:
+                assert who_may(submitted.report, people) == [
+                    user for user in people if may_see_report(viewers[user], submitted)
+                ]
+            for advisory, to in advisories.items():
+                assert who_may(advisory, people) == [
+                    user for user in people if may_see_advisory(viewers[user], to)
+                ]

@@ -102,6 +102,13 @@ from renkei.sharing.services import (
     ObservableInput,
     ReportInput,
 )
+from renkei.sharing.stix import (
+    OPENAPI_BUNDLE_RESPONSE,
+    advisory_bundle,
+    anonymized_report_bundle,
+    bundle_response,
+    report_bundle,
+)
 
 router = Router(tags=["sharing"])
 
@@ -832,6 +839,27 @@ def report_attachment(request: HttpRequest, report_id: UUID, attachment_id: UUID
     return report_attachment_download(user=user, report=report, attachment_id=attachment_id)
 
 
+@router.get(
+    "/reports/{uuid:report_id}/stix",
+    response={200: None, **DETAIL_ERRORS},
+    summary="Export a report as STIX 2.1",
+    openapi_extra=OPENAPI_BUNDLE_RESPONSE,
+)
+def report_stix(request: HttpRequest, report_id: UUID):
+    """The report as a STIX 2.1 bundle: `incident` and `report`, an `indicator` per observable,
+    `observed-data`, and `identity` objects for the reporting organization and the sector, marked
+    with the official TLP 2.0 marking definitions. The id may also be an anonymized copy's (as
+    `GET /anonymized-reports` lists them): its bundle holds the copy alone and never names the source.
+    An id you may not see is a 404, like a missing one."""
+    user = request.auth
+    report = Report.objects.restrict(user, Action.VIEW).select_related("organization", "sector", "cause")
+    report = report.filter(pk=report_id).first()
+    if report is not None:
+        return bundle_response(report_bundle(report))
+    copy = get_restricted_or_404(_anonymized_copies(user), user, Action.VIEW, pk=report_id)
+    return bundle_response(anonymized_report_bundle(copy))
+
+
 # --- Advisories -----------------------------------------------------------------------------------
 
 AUDIENCE_FIELDS = {
@@ -989,6 +1017,25 @@ def advisory_attachment(request: HttpRequest, advisory_id: UUID, attachment_id: 
     user = request.auth
     advisory = get_restricted_or_404(Advisory.objects.all(), user, Action.VIEW, pk=advisory_id)
     return advisory_attachment_download(user=user, advisory=advisory, attachment_id=attachment_id)
+
+
+@router.get(
+    "/advisories/{uuid:advisory_id}/stix",
+    response={200: None, **DETAIL_ERRORS},
+    summary="Export an advisory as STIX 2.1",
+    openapi_extra=OPENAPI_BUNDLE_RESPONSE,
+)
+def advisory_stix(request: HttpRequest, advisory_id: UUID):
+    """The advisory as a STIX 2.1 bundle: a `report` from the issuer's `identity`, with an `indicator`
+    per observable, marked with the official TLP 2.0 marking definition."""
+    user = request.auth
+    advisory = get_restricted_or_404(
+        Advisory.objects.select_related("issuer").prefetch_related("observables"),
+        user,
+        Action.VIEW,
+        pk=advisory_id,
+    )
+    return bundle_response(advisory_bundle(advisory))
 
 
 @router.get("/inbox", response={200: InboxPageOut, **LIST_ERRORS}, summary="Your inbox")

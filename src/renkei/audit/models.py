@@ -49,8 +49,11 @@ class AuditRecord(models.Model):
     insertion or removal in the database breaks the chain that `renkei audit verify` walks.
 
     A record is written in its change's transaction without a place in the chain, and sealed (given
-    `seq`, `prev_hash` and `hash`) right after that transaction commits. Chaining at write time would
-    serialize every writer on the chain's head for the whole of its transaction."""
+    `seq`, `prev_hash` and `hash`) by the sealer beside the task workers once that has committed.
+    Chaining at write time would serialize every writer on the chain's head.
+
+    Every write adds a record and every seal rewrites it, so it carries few indexes: by place in the
+    chain, by object, by time and by actor."""
 
     at = models.DateTimeField(_("at"), db_index=True)
     actor = models.ForeignKey(
@@ -64,15 +67,16 @@ class AuditRecord(models.Model):
     # Kept as text too, so the record stays readable whatever happens to the account.
     actor_label = models.CharField(_("actor name"), max_length=150, blank=True)
     action = models.CharField(_("action"), max_length=16, choices=AuditAction.choices)
-    object_type = models.CharField(_("object type"), max_length=100, blank=True, db_index=True)
-    object_id = models.CharField(_("object id"), max_length=64, blank=True, db_index=True)
+    object_type = models.CharField(_("object type"), max_length=100, blank=True)
+    object_id = models.CharField(_("object id"), max_length=64, blank=True)
     object_repr = models.CharField(_("object"), max_length=200, blank=True)
     before = models.JSONField(_("before"), null=True, blank=True)
     after = models.JSONField(_("after"), null=True, blank=True)
     seq = models.PositiveBigIntegerField(_("place in the chain"), null=True, blank=True, unique=True)
     prev_hash = models.CharField(_("previous hash"), max_length=64, blank=True, default="")
-    # NULL, not "", until sealed: unsealed records must not collide on the unique index.
-    hash = models.CharField(_("hash"), max_length=64, unique=True, null=True, blank=True)
+    # NULL until sealed, like `seq`: an unsealed record has no hash yet. Not indexed: `audit verify`
+    # walks the chain by `seq` and recomputes the hashes.
+    hash = models.CharField(_("hash"), max_length=64, null=True, blank=True)  # noqa: DJ001
 
     objects = AuditRecordQuerySet.as_manager()
 

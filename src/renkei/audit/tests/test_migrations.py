@@ -3,6 +3,7 @@
 import datetime as dt
 
 import pytest
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from renkei.audit.models import AuditRecord
@@ -37,3 +38,25 @@ def test_the_chain_written_before_sealing_is_numbered_in_id_order():
 
     assert list(AuditRecord.objects.order_by("seq").values_list("id", "seq")) == [(10, 1), (20, 2), (30, 3)]
     assert audit_verify() == ChainCheck(True, 3)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sealed_records_still_refuse_updates_once_the_index_migration_is_undone():
+    """Undoing 0005 rebuilds the table on SQLite, which drops its triggers; the guard must come back.
+    (Applying it is covered by test_audit.py, which runs on the latest migrations.)"""
+    with back_to_the_latest_migrations_afterwards():
+        old = migrate_to(("audit", "0004_sealed_records_refuse_updates"))
+        sealed = old.get_model("audit", "AuditRecord").objects.create(
+            at=timezone.now(),
+            action="update",
+            object_type="test.thing",
+            seq=1,
+            prev_hash=GENESIS_HASH,
+            hash="f" * 64,
+        )
+        with (
+            pytest.raises(IntegrityError, match="sealed"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute("UPDATE audit_auditrecord SET object_repr = 'forged' WHERE id = %s", [sealed.pk])

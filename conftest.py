@@ -4,6 +4,7 @@ import pytest
 from django.conf import settings
 from django.utils import translation
 
+from renkei.core.reference_cache import reference_cache_clear
 from renkei.core.referencedata import all_reference_data_load
 from renkei.core.tests.smtp import smtp_server
 from renkei.core.tests.worker import run_worker_until_idle
@@ -16,6 +17,14 @@ from renkei.directory.tests.factories import ContactRouteFactory, OrganizationFa
 def _fast_password_hashing(settings):
     # Argon2 is deliberately slow; tests hash thousands of passwords.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _reference_cache_cleared():
+    # Rolling a test's transaction back sends no signals, so the next test would see its rows.
+    reference_cache_clear()
+    yield
+    reference_cache_clear()
 
 
 @pytest.fixture

@@ -37,6 +37,7 @@ from renkei.core.problems import (
     problem_response,
     validation_problem,
 )
+from renkei.core.reference_cache import cached_reference
 from renkei.core.schemas import ProblemOut
 from renkei.directory.models import Organization, Sector, User
 from renkei.sharing import services
@@ -325,9 +326,10 @@ def _acting_organization(user, organization_id: int | None, roles, *, types=()) 
 
 
 def _code(problems: _Problems, model, field: str, code: str | None, message: str):
+    """The reference row (sector, cause category, deadline profile) with this code."""
     if code is None:
         return None
-    found = model.objects.filter(code=code).first()
+    found = cached_reference(("code", model, code), lambda: model.objects.filter(code=code).first())
     if found is None:
         problems.add(field, message % {"code": code})
     return found

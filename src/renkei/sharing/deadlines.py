@@ -31,6 +31,8 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from renkei.core.reference_cache import cached_reference
+from renkei.directory.models import Sector
 from renkei.sharing.choices import ReportStatus, StageAnchor, VersionStage
 from renkei.sharing.models import DeadlineProfile, DeadlineStage, Report, ReportVersion
 
@@ -73,7 +75,15 @@ def profile_for(report: Report) -> DeadlineProfile | None:
     """The report's own profile, or its sector's default."""
     if report.deadline_profile_id:
         return report.deadline_profile
-    return report.sector.default_deadline_profiles.order_by("code").first()
+    return sector_default_profile(report.sector)
+
+
+def sector_default_profile(sector: Sector) -> DeadlineProfile | None:
+    """The profile a sector's reports follow unless they name one."""
+    return cached_reference(
+        ("default_deadline_profile", sector.pk),
+        lambda: sector.default_deadline_profiles.order_by("code").first(),
+    )
 
 
 def stage_deadlines(

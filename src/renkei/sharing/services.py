@@ -36,6 +36,7 @@ from renkei.sharing.choices import (
     Tlp,
     VersionStage,
 )
+from renkei.sharing.deadlines import sector_default_profile
 from renkei.sharing.models import (
     COMMUNITY_TYPES,
     FORWARD_ROLES,
@@ -354,19 +355,27 @@ def _grant_new_report(report: Report, audience: list[tuple[str, Organization | U
 def report_submit(*, reporter: User, organization: Organization, data: ReportInput) -> Report:
     """File an initial report and route it: the reporter's organization, the sector's ministries and
     the national centre, the CEPTOAR if chosen, and for TLP:RED the named people."""
-    _check(
-        organization.active
-        and reporter.memberships.filter(organization=organization, role__in=REPORTING_ROLES).exists(),
-        _("You cannot report on behalf of this organization."),
-        "not_reporter",
+    may_report_here = Organization.objects.filter(
+        pk=organization.pk,
+        active=True,
+        sectors=data.sector,
+        memberships__user=reporter,
+        memberships__role__in=REPORTING_ROLES,
     )
-    _check(
-        organization.sectors.filter(pk=data.sector.pk).exists(),
-        _("%(organization)s is not in the sector %(sector)s.")
-        % {"organization": organization, "sector": data.sector},
-        "sector",
-        "sector",
-    )
+    if not may_report_here.exists():  # one query when all is well; the checks say what is wrong
+        _check(
+            organization.active
+            and reporter.memberships.filter(organization=organization, role__in=REPORTING_ROLES).exists(),
+            _("You cannot report on behalf of this organization."),
+            "not_reporter",
+        )
+        _check(
+            organization.sectors.filter(pk=data.sector.pk).exists(),
+            _("%(organization)s is not in the sector %(sector)s.")
+            % {"organization": organization, "sector": data.sector},
+            "sector",
+            "sector",
+        )
     observables = _validate_report(data)
     ceptoar = (
         organization.parent
@@ -389,7 +398,7 @@ def report_submit(*, reporter: User, organization: Organization, data: ReportInp
         "recipients",
         "recipients",
     )
-    profile = data.deadline_profile or data.sector.default_deadline_profiles.order_by("code").first()
+    profile = data.deadline_profile or sector_default_profile(data.sector)
 
     report = Report.objects.create(
         organization=organization,

@@ -105,10 +105,13 @@ from renkei.sharing.services import (
 )
 from renkei.sharing.stix import (
     OPENAPI_BUNDLE_RESPONSE,
+    REPORT_BUNDLE_PREFETCH,
+    SEARCH_EXPORT_LIMIT,
     advisory_bundle,
     anonymized_report_bundle,
     bundle_response,
     report_bundle,
+    reports_bundle,
 )
 
 router = Router(tags=["sharing"])
@@ -617,10 +620,15 @@ def report_create(request: HttpRequest, payload: ReportIn):
 def report_list(request: HttpRequest, filters: Query[ReportQuery]):
     """Reports you may see, newest first. `q` searches titles and narratives (Japanese included);
     the other filters take the same codes as everywhere. An unknown code is a 422, not an empty list."""
-    reports = _reports(request.auth)
+    page = paginate(request, _found_reports(request.auth, filters), filters)
+    page["items"] = [_report(report) for report in page["items"]]
+    return page
+
+
+def _found_reports(user, filters: ReportQuery):
     with _query_errors():
         reports = filter_reports(
-            reports,
+            _reports(user),
             sector=filters.sector,
             cause=filters.cause,
             tlp=filters.tlp,
@@ -628,10 +636,36 @@ def report_list(request: HttpRequest, filters: Query[ReportQuery]):
             since=_query_time("since", filters.since),
             until=_query_time("until", filters.until),
         )
-    reports = search_reports(reports, filters.q)
-    page = paginate(request, reports, filters)
-    page["items"] = [_report(report) for report in page["items"]]
-    return page
+    return search_reports(reports, filters.q)
+
+
+@router.get(
+    "/reports/stix",
+    response={200: None, **LIST_ERRORS},
+    summary="Export the reports a search finds as one STIX 2.1 bundle",
+    openapi_extra=OPENAPI_BUNDLE_RESPONSE,
+)
+def report_search_stix(request: HttpRequest, filters: Query[ReportQuery]):
+    """The reports `GET /reports` finds with the same filters (paging aside), as one STIX 2.1 bundle:
+    each as `GET /reports/{id}/stix` exports it, with shared objects once. At most 500 reports: a
+    search that finds more is a 422, so narrow it (by `since`, for instance)."""
+    found = list(
+        _found_reports(request.auth, filters).prefetch_related(*REPORT_BUNDLE_PREFETCH)[
+            : SEARCH_EXPORT_LIMIT + 1
+        ]
+    )
+    if len(found) > SEARCH_EXPORT_LIMIT:
+        raise validation_problem(
+            [
+                invalid_param(
+                    "q",
+                    _("The search finds more than %(limit)d reports; narrow it to export them.")
+                    % {"limit": SEARCH_EXPORT_LIMIT},
+                    "query",
+                )
+            ]
+        )
+    return bundle_response(reports_bundle(found))
 
 
 @router.get(
@@ -854,8 +888,8 @@ def report_stix(request: HttpRequest, report_id: UUID):
     `GET /anonymized-reports` lists them): its bundle holds the copy alone and never names the source.
     An id you may not see is a 404, like a missing one."""
     user = request.auth
-    report = Report.objects.restrict(user, Action.VIEW).select_related("organization", "sector", "cause")
-    report = report.filter(pk=report_id).first()
+    reports = Report.objects.restrict(user, Action.VIEW).select_related("organization", "sector", "cause")
+    report = reports.prefetch_related(*REPORT_BUNDLE_PREFETCH).filter(pk=report_id).first()
     if report is not None:
         return bundle_response(report_bundle(report))
     copy = get_restricted_or_404(_anonymized_copies(user), user, Action.VIEW, pk=report_id)

@@ -11,13 +11,14 @@ import datetime as dt
 import json
 import uuid
 
+from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.utils import timezone
 
 from renkei.directory.choices import OrganizationType
 from renkei.directory.models import Organization, Sector
 from renkei.sharing.choices import ObservableType, Tlp
-from renkei.sharing.models import Advisory, AnonymizedReport, Report
+from renkei.sharing.models import Advisory, AnonymizedReport, Report, ReportVersion
 
 MEDIA_TYPE = "application/stix+json;version=2.1"
 # What the export endpoints answer, for their OpenAPI description.
@@ -37,6 +38,19 @@ TLP_MARKING_IDS = {
     Tlp.AMBER_STRICT: "marking-definition--939a9414-2ddd-4d32-a0cd-375ea402b003",
     Tlp.RED: "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1",
 }
+
+# From the widest audience to the narrowest.
+TLP_RESTRICTION = {
+    TLP_MARKING_IDS[tlp]: rank
+    for rank, tlp in enumerate((Tlp.CLEAR, Tlp.GREEN, Tlp.AMBER, Tlp.AMBER_STRICT, Tlp.RED))
+}
+# What `report_bundle` reads of each report, fetched for many reports at once.
+REPORT_BUNDLE_PREFETCH = (
+    Prefetch("versions", queryset=ReportVersion.objects.prefetch_related("observables")),
+    "organization__sectors",
+)
+# A search exports at most this many reports in one bundle.
+SEARCH_EXPORT_LIMIT = 500
 
 # Our sector codes in STIX's industry-sector-ov. Sectors an administrator adds later fall back to
 # "infrastructure": every Renkei sector is critical infrastructure.
@@ -258,7 +272,7 @@ def report_bundle(report: Report) -> dict:
     observed data, the organization's and the sector's identities."""
     container = ("report", report.pk)
     marking = TLP_MARKING_IDS[report.tlp]
-    versions = list(report.versions.order_by("number").prefetch_related("observables"))
+    versions = sorted(report.versions.all(), key=lambda version: version.number)
     first_seen: dict[tuple[str, str], dt.datetime] = {}
     for version in versions:
         for observable in version.observables.all():
@@ -330,6 +344,27 @@ def advisory_bundle(advisory: Advisory) -> dict:
         "object_refs": [obj["id"] for obj in (*indicators, issuer)],
     }
     return _bundle(container, advisory.tlp, [*_with_creator([report, *indicators], issuer), issuer])
+
+
+def reports_bundle(reports: list[Report]) -> dict:
+    """The reports a search found, in one bundle. What several of them share (the marking
+    definitions, an organization's or a sector's identity, a cyber-observable) appears once, marked
+    with the most restrictive label among the reports that carry it."""
+    objects: dict[str, dict] = {}
+    for report in reports:
+        for obj in report_bundle(report)["objects"]:
+            kept = objects.get(obj["id"])
+            if kept is None or _restriction(obj) > _restriction(kept):
+                objects[obj["id"]] = obj
+    # A search is a moment's answer, not a Renkei object: its bundle gets a fresh id.
+    bundle = {"type": "bundle", "id": f"bundle--{uuid.uuid4()}"}
+    if objects:  # STIX 2.1 allows no empty list of objects
+        bundle["objects"] = list(objects.values())
+    return bundle
+
+
+def _restriction(obj: dict) -> int:
+    return max((TLP_RESTRICTION[ref] for ref in obj.get("object_marking_refs", [])), default=-1)
 
 
 def bundle_response(bundle: dict) -> HttpResponse:

@@ -248,3 +248,44 @@ def test_every_label_has_the_official_marking_definition(tlp):
 
 def test_pattern_strings_escape_quotes_and_backslashes():
     assert pattern("url", "http://x.example/a'b\\c") == "[url:value = 'http://x.example/a\\'b\\\\c']"
+
+
+def incident_ids(bundle: dict) -> set[str]:
+    return {obj["id"] for obj in bundle.get("objects", []) if obj["type"] == "incident"}
+
+
+def test_a_search_exports_what_it_finds_that_the_reader_may_see_as_one_bundle(client, community, headers):
+    amber = report_for(community.bank_a_reporter, observables=[("ipv4-addr", "203.0.113.7")])
+    green = report_for(community.bank_a_reporter, tlp=Tlp.GREEN, observables=[("ipv4-addr", "203.0.113.7")])
+    hospital = report_for(community.hospital_reporter)  # medical: not the finance ministry's
+
+    bundle = export(client, "/api/v1/reports/stix?sector=finance", headers(community.fsa_coordinator))
+
+    assert incident_ids(bundle) == {stix_id("incident", "report", r.pk) for r in (amber, green)}
+    ids = [obj["id"] for obj in bundle["objects"]]
+    assert len(ids) == len(set(ids)), "shared objects appear once"
+    assert {m["id"] for m in by_type(bundle, "marking-definition")} == {
+        OFFICIAL_TLP_IDS["AMBER"],
+        OFFICIAL_TLP_IDS["GREEN"],
+    }
+    [bank] = [i for i in by_type(bundle, "identity") if i["identity_class"] == "organization"]
+    assert bank["object_marking_refs"] == [OFFICIAL_TLP_IDS["AMBER"]], "the narrower label wins"
+    assert incident_ids(export(client, "/api/v1/reports/stix", headers(community.hospital_reporter))) == {
+        stix_id("incident", "report", hospital.pk)
+    }
+
+
+def test_a_search_that_finds_nothing_is_a_bundle_without_objects(client, community, headers):
+    report_for(community.bank_a_reporter)
+    bundle = export(client, "/api/v1/reports/stix?q=存在しない語", headers(community.fsa_coordinator))
+    assert "objects" not in bundle
+
+
+def test_a_search_that_finds_too_many_reports_asks_to_narrow_it(client, community, headers, monkeypatch):
+    monkeypatch.setattr("renkei.sharing.api.SEARCH_EXPORT_LIMIT", 1)
+    report_for(community.bank_a_reporter)
+    report_for(community.bank_a_reporter)
+    response = client.get("/api/v1/reports/stix", headers=headers(community.fsa_coordinator))
+    assert response.status_code == 422
+    assert response["Content-Type"].startswith("application/problem+json")
+    assert [p["name"] for p in response.json()["invalid_params"]] == ["q"]

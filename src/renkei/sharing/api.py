@@ -45,6 +45,13 @@ from renkei.sharing.choices import GrantReason
 from renkei.sharing.deadlines import stage_deadlines
 from renkei.sharing.delivery import acknowledgement_reminders, advisory_recipient_memberships
 from renkei.sharing.downloads import advisory_attachment_download, report_attachment_download
+from renkei.sharing.misp import (
+    OPENAPI_EVENT_RESPONSE,
+    advisory_event,
+    anonymized_report_event,
+    event_response,
+    report_event,
+)
 from renkei.sharing.models import (
     FORWARD_ROLES,
     REPORTING_ROLES,
@@ -887,13 +894,37 @@ def report_stix(request: HttpRequest, report_id: UUID):
     with the official TLP 2.0 marking definitions. The id may also be an anonymized copy's (as
     `GET /anonymized-reports` lists them): its bundle holds the copy alone and never names the source.
     An id you may not see is a 404, like a missing one."""
-    user = request.auth
+    exported = _exported_report(request.auth, report_id)
+    if isinstance(exported, Report):
+        return bundle_response(report_bundle(exported))
+    return bundle_response(anonymized_report_bundle(exported))
+
+
+@router.get(
+    "/reports/{uuid:report_id}/misp",
+    response={200: None, **DETAIL_ERRORS},
+    summary="Export a report as a MISP event",
+    openapi_extra=OPENAPI_EVENT_RESPONSE,
+)
+def report_misp(request: HttpRequest, report_id: UUID):
+    """The report as a MISP event, as PyMISP reads it: an attribute per observable, the `tlp:*` tag,
+    and the MISP distribution level that matches the TLP label. The id may also be an anonymized
+    copy's: its event holds the copy alone, without `Orgc`, and never names the source. An id you
+    may not see is a 404, like a missing one."""
+    exported = _exported_report(request.auth, report_id)
+    if isinstance(exported, Report):
+        return event_response(report_event(exported))
+    return event_response(anonymized_report_event(exported))
+
+
+def _exported_report(user, report_id: UUID) -> Report | AnonymizedReport:
+    """The report to export; or, asked for by its own id, an anonymized copy the reader may see. The
+    original's id never gives the copy: that would tie the copy to its source."""
     reports = Report.objects.restrict(user, Action.VIEW).select_related("organization", "sector", "cause")
     report = reports.prefetch_related(*REPORT_BUNDLE_PREFETCH).filter(pk=report_id).first()
     if report is not None:
-        return bundle_response(report_bundle(report))
-    copy = get_restricted_or_404(_anonymized_copies(user), user, Action.VIEW, pk=report_id)
-    return bundle_response(anonymized_report_bundle(copy))
+        return report
+    return get_restricted_or_404(_anonymized_copies(user), user, Action.VIEW, pk=report_id)
 
 
 # --- Advisories -----------------------------------------------------------------------------------
@@ -1064,14 +1095,24 @@ def advisory_attachment(request: HttpRequest, advisory_id: UUID, attachment_id: 
 def advisory_stix(request: HttpRequest, advisory_id: UUID):
     """The advisory as a STIX 2.1 bundle: a `report` from the issuer's `identity`, with an `indicator`
     per observable, marked with the official TLP 2.0 marking definition."""
-    user = request.auth
-    advisory = get_restricted_or_404(
-        Advisory.objects.select_related("issuer").prefetch_related("observables"),
-        user,
-        Action.VIEW,
-        pk=advisory_id,
-    )
-    return bundle_response(advisory_bundle(advisory))
+    return bundle_response(advisory_bundle(_exported_advisory(request.auth, advisory_id)))
+
+
+def _exported_advisory(user, advisory_id: UUID) -> Advisory:
+    advisory = Advisory.objects.select_related("issuer").prefetch_related("observables")
+    return get_restricted_or_404(advisory, user, Action.VIEW, pk=advisory_id)
+
+
+@router.get(
+    "/advisories/{uuid:advisory_id}/misp",
+    response={200: None, **DETAIL_ERRORS},
+    summary="Export an advisory as a MISP event",
+    openapi_extra=OPENAPI_EVENT_RESPONSE,
+)
+def advisory_misp(request: HttpRequest, advisory_id: UUID):
+    """The advisory as a MISP event from its issuer: an attribute per observable, the `tlp:*` tag, the
+    matching distribution level and a threat level from the severity."""
+    return event_response(advisory_event(_exported_advisory(request.auth, advisory_id)))
 
 
 @router.get("/inbox", response={200: InboxPageOut, **LIST_ERRORS}, summary="Your inbox")

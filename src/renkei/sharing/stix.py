@@ -103,7 +103,7 @@ def timestamp(value: dt.datetime) -> str:
     return utc.removesuffix("+00:00") + "Z"
 
 
-def _day_start(day: dt.date) -> dt.datetime:
+def day_start(day: dt.date) -> dt.datetime:
     """Midnight in Japan time: copies are dated to the day only, as their API shows them."""
     return dt.datetime.combine(day, dt.time.min, tzinfo=timezone.get_default_timezone())
 
@@ -302,8 +302,8 @@ def anonymized_report_bundle(copy: AnonymizedReport) -> dict:
     """An anonymized copy, from its own fields only: no organization, no creator, dates to the day."""
     container = ("anonymized-report", copy.pk)
     marking = TLP_MARKING_IDS[copy.tlp]
-    published = _day_start(timezone.localdate(copy.created_at, timezone.get_default_timezone()))
-    occurred = _day_start(copy.occurred_month) if copy.occurred_month else published
+    published = day_start(timezone.localdate(copy.created_at, timezone.get_default_timezone()))
+    occurred = day_start(copy.occurred_month) if copy.occurred_month else published
     observables = [(o.type, o.value) for o in copy.observables.all()]
     contents = [
         *(_indicator(container, copy.title, o, published, marking) for o in observables),

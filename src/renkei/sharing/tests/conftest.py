@@ -5,8 +5,9 @@ import pytest
 from renkei.directory.choices import OrganizationType, Role
 from renkei.directory.models import Organization
 from renkei.directory.tests.factories import OrganizationFactory, member
+from renkei.sharing import services
 from renkei.sharing.models import CauseCategory
-from renkei.sharing.tests.factories import report_for
+from renkei.sharing.tests.factories import EVERY_OBSERVABLE_TYPE, bearer, report_for, report_input
 
 
 @pytest.fixture
@@ -63,3 +64,29 @@ def queued(monkeypatch):
     for name, recorder in recorders.items():
         monkeypatch.setattr(f"renkei.sharing.services.{name}", recorder)
     return recorders
+
+
+@pytest.fixture
+def headers(community):
+    """Bearer headers per user of the community, created on first use."""
+    cache: dict = {}
+
+    def of(user):
+        if user.pk not in cache:
+            cache[user.pk] = bearer(user)
+        return cache[user.pk]
+
+    return of
+
+
+@pytest.fixture
+def report_with_every_observable_type(community):
+    """A report from bank A with every type of observable, the last one added in an update."""
+    report = report_for(community.bank_a_reporter, observables=EVERY_OBSERVABLE_TYPE[:-1])
+    services.report_update(
+        author=community.bank_a_reporter,
+        report=report,
+        data=report_input(community.bank_a, observables=[EVERY_OBSERVABLE_TYPE[-1]]),
+        stage="update",
+    )
+    return report

@@ -12,6 +12,20 @@ import pytest
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
+# The fields of a webhook's JSON document, as docs/cli.md lists them.
+WEBHOOK_PAYLOAD_FIELDS = {
+    "type",
+    "id",
+    "title",
+    "severity",
+    "tlp",
+    "issued_at",
+    "issuer",
+    "url",
+    "observables",
+    "attachments",
+}
+
 
 def make_deferred_tasks_ready() -> int:
     """Pretend the backoff has passed: tasks waiting for a later time become ready now."""

@@ -5,11 +5,32 @@ import datetime as dt
 
 from django.utils import timezone
 
+from renkei.core.services import token_create
 from renkei.directory.models import Organization, User
 from renkei.sharing import services
 from renkei.sharing.choices import ReportKind, Severity, Tlp
 from renkei.sharing.models import Advisory, AnonymizedReport, CauseCategory, Report
 from renkei.sharing.services import AdvisoryInput, AnonymizedInput, ObservableInput, ReportInput
+
+# One observable of every type, including a quote that patterns must escape.
+EVERY_OBSERVABLE_TYPE = [
+    ("ipv4-addr", "203.0.113.7"),
+    ("ipv6-addr", "2001:db8::1"),
+    ("domain-name", "evil.example.com"),
+    ("url", "https://evil.example.com/login?next=it's"),
+    ("email-addr", "phish@evil.example.com"),
+    ("mac-addr", "00:1a:2b:3c:4d:5e"),
+    ("autonomous-system", "64496"),
+    ("file:hashes.MD5", "d41d8cd98f00b204e9800998ecf8427e"),
+    ("file:hashes.SHA-1", "da39a3ee5e6b4b0d3255bfef95601890afd80709"),
+    ("file:hashes.SHA-256", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
+]
+
+
+def bearer(user: User) -> dict:
+    """API headers with a fresh token of `user`."""
+    _token, secret = token_create(actor=user, user=user)
+    return {"Authorization": f"Bearer {secret}"}
 
 
 def _first_organization(user: User) -> Organization:

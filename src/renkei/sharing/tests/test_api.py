@@ -15,7 +15,6 @@ from django.utils import timezone
 from renkei.core.idempotency import KEY_LIFETIME, KEY_REUSED, REPLAYED_HEADER
 from renkei.core.models import IdempotencyKey
 from renkei.core.problems import PROBLEM_CONTENT_TYPE, ProblemType
-from renkei.core.services import token_create
 from renkei.directory.choices import Role
 from renkei.directory.tests.factories import member
 from renkei.sharing import delivery, services
@@ -33,6 +32,7 @@ from renkei.sharing.models import (
 from renkei.sharing.tests.factories import (
     advisory_for,
     anonymized_copy_for,
+    bearer,
     cause,
     report_for,
     report_input,
@@ -40,11 +40,6 @@ from renkei.sharing.tests.factories import (
 
 REPORTS = "/api/v1/reports"
 ADVISORIES = "/api/v1/advisories"
-
-
-def bearer(user) -> dict:
-    _token, secret = token_create(actor=user, user=user)
-    return {"Authorization": f"Bearer {secret}"}
 
 
 def report_body(**overrides) -> dict:
@@ -77,19 +72,6 @@ def invalid_names(response, location="body") -> set[str]:
 def row_counts() -> dict[str, int]:
     models = (Report, ReportVersion, ReportGrant, Observable, Attachment, ReportComment, IdempotencyKey)
     return {model.__name__: model.objects.count() for model in models}
-
-
-@pytest.fixture
-def headers(community):
-    """Bearer headers per user of the community, created on first use."""
-    cache: dict = {}
-
-    def of(user):
-        if user.pk not in cache:
-            cache[user.pk] = bearer(user)
-        return cache[user.pk]
-
-    return of
 
 
 @pytest.fixture

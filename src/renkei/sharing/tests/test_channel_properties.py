@@ -91,24 +91,12 @@ from renkei.sharing.tests.access_oracle import (
     viewer,
     within_label,
 )
-from renkei.sharing.tests.delivery_support import WebhookReceiver
+from renkei.sharing.tests.delivery_support import WEBHOOK_PAYLOAD_FIELDS, WebhookReceiver
 from renkei.sharing.webhooks import webhook_register
 
 BASE_URL = "https://renkei.example.jp"
 UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 ORGANIZATION_NAME = re.compile(r"組織\d+")
-WEBHOOK_FIELDS = {
-    "type",
-    "id",
-    "title",
-    "severity",
-    "tlp",
-    "issued_at",
-    "issuer",
-    "url",
-    "observables",
-    "attachments",
-}
 
 # Files: some with the same bytes in several reports (stored once, by SHA-256), some empty.
 attachment = st.tuples(
@@ -821,7 +809,7 @@ class ChannelsMatchTheOracle(TestCase):
                 assert hook.signature_valid and hook.answered == 204
                 document = hook.document
                 advisory, to = expected[document["id"]]
-                assert set(document) == WEBHOOK_FIELDS
+                assert set(document) == WEBHOOK_PAYLOAD_FIELDS
                 assert document["type"] == "advisory"
                 assert document["title"] == advisory.title
                 assert document["issuer"] == advisory.issuer.name_ja

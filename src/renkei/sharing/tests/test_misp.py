@@ -9,13 +9,15 @@ import uuid
 import pytest
 from pymisp import MISPEvent
 
-from renkei.core.services import token_create
-from renkei.sharing import services
 from renkei.sharing.choices import ObservableType, Tlp
 from renkei.sharing.misp import ATTRIBUTE_TYPES, misp_uuid
 from renkei.sharing.services import ObservableInput
-from renkei.sharing.tests.factories import advisory_for, anonymized_copy_for, report_for, report_input
-from renkei.sharing.tests.test_stix import OBSERVABLES
+from renkei.sharing.tests.factories import (
+    EVERY_OBSERVABLE_TYPE,
+    advisory_for,
+    anonymized_copy_for,
+    report_for,
+)
 
 # What docs/api.md documents, spelled out again so that a typo in the code cannot hide in both places.
 EXPECTED_ATTRIBUTES = {
@@ -37,19 +39,6 @@ DISTRIBUTIONS = {
     Tlp.GREEN: (2, "tlp:green"),
     Tlp.CLEAR: (3, "tlp:clear"),
 }
-
-
-@pytest.fixture
-def headers(community):
-    cache: dict = {}
-
-    def of(user):
-        if user.pk not in cache:
-            _token, secret = token_create(actor=user, user=user)
-            cache[user.pk] = {"Authorization": f"Bearer {secret}"}
-        return cache[user.pk]
-
-    return of
 
 
 def export(client, url, auth) -> dict:
@@ -80,26 +69,17 @@ def types_and_values(misp_event: MISPEvent) -> set[tuple[str, str]]:
     return {(a.type, a.value) for a in misp_event.attributes}
 
 
-@pytest.fixture
-def reported(community):
-    """A report from bank A with every kind of observable, the last one added in an update."""
-    report = report_for(community.bank_a_reporter, observables=OBSERVABLES[:-1])
-    services.report_update(
-        author=community.bank_a_reporter,
-        report=report,
-        data=report_input(community.bank_a, observables=[OBSERVABLES[-1]]),
-        stage="update",
-    )
-    return report
-
-
 def test_report_event_loads_in_pymisp_with_every_observable_as_an_attribute(
-    client, community, headers, reported
+    client, community, headers, report_with_every_observable_type
 ):
-    event = export(client, f"/api/v1/reports/{reported.pk}/misp", headers(community.fsa_coordinator))
+    event = export(
+        client,
+        f"/api/v1/reports/{report_with_every_observable_type.pk}/misp",
+        headers(community.fsa_coordinator),
+    )
 
     misp_event = load(event)
-    assert misp_event.info == reported.title
+    assert misp_event.info == report_with_every_observable_type.title
     assert misp_event.distribution == 1
     assert (misp_event.analysis, misp_event.threat_level_id) == (0, 4)
     assert misp_event.published is True
@@ -114,11 +94,13 @@ def test_report_event_loads_in_pymisp_with_every_observable_as_an_attribute(
     assert {a.distribution for a in misp_event.attributes} == {5}
     assert {a.value for a in misp_event.attributes if not a.to_ids} == {"00:1a:2b:3c:4d:5e", "64496"}
     [narrative] = misp_event.event_reports
-    assert narrative.content == reported.narrative
-    initial, update = reported.versions.order_by("number")
+    assert narrative.content == report_with_every_observable_type.narrative
+    initial, update = report_with_every_observable_type.versions.order_by("number")
     stamps = {a["value"]: a["timestamp"] for a in event["Event"]["Attribute"]}
-    assert stamps[OBSERVABLES[0][1]] == str(int(initial.created_at.timestamp()))
-    assert stamps[OBSERVABLES[-1][1]] == str(int(update.created_at.timestamp())), "dated by its version"
+    assert stamps[EVERY_OBSERVABLE_TYPE[0][1]] == str(int(initial.created_at.timestamp()))
+    assert stamps[EVERY_OBSERVABLE_TYPE[-1][1]] == str(int(update.created_at.timestamp())), (
+        "dated by its version"
+    )
 
 
 def test_every_observable_type_maps_to_an_attribute_type_and_category_misp_accepts():
@@ -129,13 +111,15 @@ def test_every_observable_type_maps_to_an_attribute_type_and_category_misp_accep
         assert describe["sane_defaults"][misp_type]["default_category"] == category
 
 
-def test_reexport_gives_the_same_uuids(client, community, headers, reported):
-    url = f"/api/v1/reports/{reported.pk}/misp"
+def test_reexport_gives_the_same_uuids(client, community, headers, report_with_every_observable_type):
+    url = f"/api/v1/reports/{report_with_every_observable_type.pk}/misp"
     first = export(client, url, headers(community.bank_a_reporter))["Event"]
     again = export(client, url, headers(community.nisc_coordinator))["Event"]
-    assert first["uuid"] == again["uuid"] == misp_uuid("event", "report", reported.pk)
+    assert (
+        first["uuid"] == again["uuid"] == misp_uuid("event", "report", report_with_every_observable_type.pk)
+    )
     assert [a["uuid"] for a in first["Attribute"]] == [a["uuid"] for a in again["Attribute"]]
-    assert len({a["uuid"] for a in first["Attribute"]}) == len(OBSERVABLES)
+    assert len({a["uuid"] for a in first["Attribute"]}) == len(EVERY_OBSERVABLE_TYPE)
 
 
 def test_outsider_gets_the_anonymized_copy_and_nothing_of_the_source(client, sharing_community, headers):
@@ -190,7 +174,7 @@ def test_advisory_event_carries_its_severity_and_reaches_only_its_audience(clien
         organizations=[community.bank_a],
         observables=[
             ObservableInput("domain-name", "evil.example.com"),
-            ObservableInput("url", OBSERVABLES[3][1]),
+            ObservableInput("url", EVERY_OBSERVABLE_TYPE[3][1]),
         ],
     )
     url = f"/api/v1/advisories/{advisory.pk}/misp"
@@ -200,7 +184,10 @@ def test_advisory_event_carries_its_severity_and_reaches_only_its_audience(clien
     assert (misp_event.info, misp_event.distribution, misp_event.threat_level_id) == (advisory.title, 0, 1)
     assert misp_event.Orgc.name == advisory.issuer.name_ja
     assert [tag.name for tag in misp_event.tags] == ["tlp:amber+strict", 'renkei:severity="high"']
-    assert types_and_values(misp_event) == {("domain", "evil.example.com"), ("url", OBSERVABLES[3][1])}
+    assert types_and_values(misp_event) == {
+        ("domain", "evil.example.com"),
+        ("url", EVERY_OBSERVABLE_TYPE[3][1]),
+    }
     assert misp_event.event_reports[0].content == advisory.body
     outsider = headers(community.hospital_reporter)
     missing = client.get(f"/api/v1/advisories/{uuid.uuid4()}/misp", headers=outsider)

@@ -7,12 +7,15 @@ import uuid
 import pytest
 from stix2validator import ValidationOptions, validate_instance, validate_string
 
-from renkei.core.services import token_create
-from renkei.sharing import services
 from renkei.sharing.choices import Tlp
 from renkei.sharing.services import ObservableInput
 from renkei.sharing.stix import MEDIA_TYPE, TLP_MARKING_IDS, marking_definition, pattern, stix_id
-from renkei.sharing.tests.factories import advisory_for, anonymized_copy_for, report_for, report_input
+from renkei.sharing.tests.factories import (
+    EVERY_OBSERVABLE_TYPE,
+    advisory_for,
+    anonymized_copy_for,
+    report_for,
+)
 
 # What DOMAIN.md lists, spelled out again so that a typo in the code cannot hide in both places.
 OFFICIAL_TLP_IDS = {
@@ -22,18 +25,6 @@ OFFICIAL_TLP_IDS = {
     "AMBER+STRICT": "marking-definition--939a9414-2ddd-4d32-a0cd-375ea402b003",
     "RED": "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1",
 }
-OBSERVABLES = [
-    ("ipv4-addr", "203.0.113.7"),
-    ("ipv6-addr", "2001:db8::1"),
-    ("domain-name", "evil.example.com"),
-    ("url", "https://evil.example.com/login?next=it's"),
-    ("email-addr", "phish@evil.example.com"),
-    ("mac-addr", "00:1a:2b:3c:4d:5e"),
-    ("autonomous-system", "64496"),
-    ("file:hashes.MD5", "d41d8cd98f00b204e9800998ecf8427e"),
-    ("file:hashes.SHA-1", "da39a3ee5e6b4b0d3255bfef95601890afd80709"),
-    ("file:hashes.SHA-256", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
-]
 EXPECTED_PATTERNS = {
     "[ipv4-addr:value = '203.0.113.7']",
     "[ipv6-addr:value = '2001:db8::1']",
@@ -47,19 +38,6 @@ EXPECTED_PATTERNS = {
     "[file:hashes.'SHA-256' = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855']",
 }
 OPTIONS = ValidationOptions(version="2.1")
-
-
-@pytest.fixture
-def headers(community):
-    cache: dict = {}
-
-    def of(user):
-        if user.pk not in cache:
-            _token, secret = token_create(actor=user, user=user)
-            cache[user.pk] = {"Authorization": f"Bearer {secret}"}
-        return cache[user.pk]
-
-    return of
 
 
 def export(client, url, auth) -> dict:
@@ -94,34 +72,25 @@ def assert_marked(bundle: dict, tlp: str) -> None:
     )
 
 
-@pytest.fixture
-def reported(community):
-    """A report from bank A with every kind of observable, the last one added in an update."""
-    report = report_for(community.bank_a_reporter, observables=OBSERVABLES[:-1])
-    services.report_update(
-        author=community.bank_a_reporter,
-        report=report,
-        data=report_input(community.bank_a, observables=[OBSERVABLES[-1]]),
-        stage="update",
-    )
-    return report
-
-
 def test_report_bundle_is_valid_stix_with_incident_report_indicators_and_identities(
-    client, community, headers, reported
+    client, community, headers, report_with_every_observable_type
 ):
-    bundle = export(client, f"/api/v1/reports/{reported.pk}/stix", headers(community.fsa_coordinator))
+    bundle = export(
+        client,
+        f"/api/v1/reports/{report_with_every_observable_type.pk}/stix",
+        headers(community.fsa_coordinator),
+    )
 
     assert_marked(bundle, "AMBER")
     [report] = by_type(bundle, "report")
     [incident] = by_type(bundle, "incident")
-    assert report["name"] == incident["name"] == reported.title
+    assert report["name"] == incident["name"] == report_with_every_observable_type.title
     assert incident["labels"] == ["kind:failure", "cause:intentional.intrusion"]
     others = {obj["id"] for obj in bundle["objects"] if obj["type"] not in ("report", "marking-definition")}
     assert set(report["object_refs"]) == others
     assert {i["pattern"] for i in by_type(bundle, "indicator")} == EXPECTED_PATTERNS
     [observed] = by_type(bundle, "observed-data")
-    assert len(observed["object_refs"]) == len(OBSERVABLES)
+    assert len(observed["object_refs"]) == len(EVERY_OBSERVABLE_TYPE)
     assert {"ipv4-addr", "autonomous-system", "file"} <= {
         ref.split("--")[0] for ref in observed["object_refs"]
     }
@@ -134,8 +103,8 @@ def test_report_bundle_is_valid_stix_with_incident_report_indicators_and_identit
     assert incident["created"].endswith("Z") and len(incident["created"]) == len("2026-04-01T00:00:00.000Z")
 
 
-def test_reexport_gives_the_same_ids(client, community, headers, reported):
-    url = f"/api/v1/reports/{reported.pk}/stix"
+def test_reexport_gives_the_same_ids(client, community, headers, report_with_every_observable_type):
+    url = f"/api/v1/reports/{report_with_every_observable_type.pk}/stix"
     first = export(client, url, headers(community.bank_a_reporter))
     again = export(client, url, headers(community.nisc_coordinator))
     assert [obj["id"] for obj in first["objects"]] == [obj["id"] for obj in again["objects"]]
@@ -195,7 +164,7 @@ def test_advisory_bundle_is_valid_and_reaches_only_its_audience(client, communit
         organizations=[community.bank_a],
         observables=[
             ObservableInput("domain-name", "evil.example.com"),
-            ObservableInput("url", OBSERVABLES[3][1]),
+            ObservableInput("url", EVERY_OBSERVABLE_TYPE[3][1]),
         ],
     )
     url = f"/api/v1/advisories/{advisory.pk}/stix"

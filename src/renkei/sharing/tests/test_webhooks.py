@@ -21,24 +21,15 @@ from renkei.sharing.choices import Tlp
 from renkei.sharing.models import AdvisoryAttachment, WebhookAttempt, WebhookEndpoint
 from renkei.sharing.services import AttachmentInput, ObservableInput
 from renkei.sharing.tests import delivery_support
-from renkei.sharing.tests.delivery_support import failed_tasks, make_deferred_tasks_ready
+from renkei.sharing.tests.delivery_support import (
+    WEBHOOK_PAYLOAD_FIELDS,
+    failed_tasks,
+    make_deferred_tasks_ready,
+)
 from renkei.sharing.tests.factories import advisory_for
 from renkei.sharing.webhooks import BACKOFF, MAX_ATTEMPTS, payload, signature, webhook_register
 
 webhook_receiver = delivery_support.webhook_receiver
-
-PAYLOAD_KEYS = {
-    "type",
-    "id",
-    "title",
-    "severity",
-    "tlp",
-    "issued_at",
-    "issuer",
-    "url",
-    "observables",
-    "attachments",
-}
 
 
 def pending_retries() -> list[DBTaskResult]:
@@ -126,7 +117,7 @@ def test_the_payload_carries_only_the_summary_and_the_signature_covers_the_raw_b
     advisory = advisory_for(community.nisc_coordinator, community.nisc, sectors=[community.finance])
     body = payload(advisory)
     document = json.loads(body)
-    assert set(document) == PAYLOAD_KEYS
+    assert set(document) == WEBHOOK_PAYLOAD_FIELDS
     assert document["type"] == "advisory"
     assert document["id"] == str(advisory.pk)
     assert document["tlp"] == "AMBER"
@@ -156,7 +147,7 @@ def test_an_advisory_is_pushed_to_the_audience_organizations_webhooks_only(
     assert hook.signature_valid
     assert hook.answered == 204
     assert hook.document["id"] == str(advisory.pk)
-    assert set(hook.document) == PAYLOAD_KEYS
+    assert set(hook.document) == WEBHOOK_PAYLOAD_FIELDS
     assert hook.headers["Content-Type"].startswith("application/json")
     assert hook.headers["X-Renkei-Delivery"]
     assert abs(int(hook.headers["X-Renkei-Timestamp"]) - timezone.now().timestamp()) < 60

@@ -40,13 +40,12 @@ from renkei.core.problems import (
 from renkei.core.reference_cache import cached_reference
 from renkei.core.schemas import ProblemOut
 from renkei.directory.models import Organization, Sector, User
-from renkei.sharing import services
+from renkei.sharing import misp, services, stix
 from renkei.sharing.choices import GrantReason
 from renkei.sharing.deadlines import stage_deadlines
 from renkei.sharing.delivery import acknowledgement_reminders, advisory_recipient_memberships
 from renkei.sharing.downloads import advisory_attachment_download, report_attachment_download
 from renkei.sharing.misp import (
-    OPENAPI_EVENT_RESPONSE,
     advisory_event,
     anonymized_report_event,
     event_response,
@@ -111,7 +110,6 @@ from renkei.sharing.services import (
     ReportInput,
 )
 from renkei.sharing.stix import (
-    OPENAPI_BUNDLE_RESPONSE,
     REPORT_BUNDLE_PREFETCH,
     SEARCH_EXPORT_LIMIT,
     advisory_bundle,
@@ -134,15 +132,16 @@ FORBIDDEN_CODES = {"not_allowed", "not_triage", "not_reporter", "not_issuer", "t
 # --- Request plumbing -----------------------------------------------------------------------------
 
 
-# OpenAPI for an attachment download's answer.
-FILE_DOWNLOAD = {
-    "responses": {
-        200: {
-            "description": "The file, as a download.",
-            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
-        }
-    }
-}
+def _openapi_answer(description: str, media_type: str, schema: dict) -> dict:
+    """OpenAPI for an operation that answers a document other than its JSON schema."""
+    return {"responses": {200: {"description": description, "content": {media_type: {"schema": schema}}}}}
+
+
+FILE_DOWNLOAD = _openapi_answer(
+    "The file, as a download.", "application/octet-stream", {"type": "string", "format": "binary"}
+)
+STIX_BUNDLE = _openapi_answer("A STIX 2.1 bundle.", stix.MEDIA_TYPE, {"type": "object"})
+MISP_EVENT = _openapi_answer("A MISP event, as PyMISP writes it.", misp.MEDIA_TYPE, {"type": "object"})
 
 
 def _multipart_body(part: str, schema: str) -> dict:
@@ -650,7 +649,7 @@ def _found_reports(user, filters: ReportQuery):
     "/reports/stix",
     response={200: None, **LIST_ERRORS},
     summary="Export the reports a search finds as one STIX 2.1 bundle",
-    openapi_extra=OPENAPI_BUNDLE_RESPONSE,
+    openapi_extra=STIX_BUNDLE,
 )
 def report_search_stix(request: HttpRequest, filters: Query[ReportQuery]):
     """The reports `GET /reports` finds with the same filters (paging aside), as one STIX 2.1 bundle:
@@ -886,7 +885,7 @@ def report_attachment(request: HttpRequest, report_id: UUID, attachment_id: UUID
     "/reports/{uuid:report_id}/stix",
     response={200: None, **DETAIL_ERRORS},
     summary="Export a report as STIX 2.1",
-    openapi_extra=OPENAPI_BUNDLE_RESPONSE,
+    openapi_extra=STIX_BUNDLE,
 )
 def report_stix(request: HttpRequest, report_id: UUID):
     """The report as a STIX 2.1 bundle: `incident` and `report`, an `indicator` per observable,
@@ -904,7 +903,7 @@ def report_stix(request: HttpRequest, report_id: UUID):
     "/reports/{uuid:report_id}/misp",
     response={200: None, **DETAIL_ERRORS},
     summary="Export a report as a MISP event",
-    openapi_extra=OPENAPI_EVENT_RESPONSE,
+    openapi_extra=MISP_EVENT,
 )
 def report_misp(request: HttpRequest, report_id: UUID):
     """The report as a MISP event, as PyMISP reads it: an attribute per observable, the `tlp:*` tag,
@@ -1090,7 +1089,7 @@ def advisory_attachment(request: HttpRequest, advisory_id: UUID, attachment_id: 
     "/advisories/{uuid:advisory_id}/stix",
     response={200: None, **DETAIL_ERRORS},
     summary="Export an advisory as STIX 2.1",
-    openapi_extra=OPENAPI_BUNDLE_RESPONSE,
+    openapi_extra=STIX_BUNDLE,
 )
 def advisory_stix(request: HttpRequest, advisory_id: UUID):
     """The advisory as a STIX 2.1 bundle: a `report` from the issuer's `identity`, with an `indicator`
@@ -1107,7 +1106,7 @@ def _exported_advisory(user, advisory_id: UUID) -> Advisory:
     "/advisories/{uuid:advisory_id}/misp",
     response={200: None, **DETAIL_ERRORS},
     summary="Export an advisory as a MISP event",
-    openapi_extra=OPENAPI_EVENT_RESPONSE,
+    openapi_extra=MISP_EVENT,
 )
 def advisory_misp(request: HttpRequest, advisory_id: UUID):
     """The advisory as a MISP event from its issuer: an attribute per observable, the `tlp:*` tag, the

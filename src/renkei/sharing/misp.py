@@ -20,15 +20,6 @@ from renkei.sharing.models import Advisory, AnonymizedReport, Report
 from renkei.sharing.stix import RENKEI_NAMESPACE, day_start
 
 MEDIA_TYPE = "application/json"
-# What the export endpoints answer, for their OpenAPI description.
-OPENAPI_EVENT_RESPONSE = {
-    "responses": {
-        200: {
-            "description": "A MISP event, as PyMISP writes it.",
-            "content": {MEDIA_TYPE: {"schema": {"type": "object"}}},
-        }
-    }
-}
 
 # MISP distribution levels: who a MISP instance may pass the event on to.
 YOUR_ORGANISATION_ONLY = "0"

@@ -21,12 +21,6 @@ from renkei.sharing.choices import ObservableType, Tlp
 from renkei.sharing.models import Advisory, AnonymizedReport, Report, ReportVersion
 
 MEDIA_TYPE = "application/stix+json;version=2.1"
-# What the export endpoints answer, for their OpenAPI description.
-OPENAPI_BUNDLE_RESPONSE = {
-    "responses": {
-        200: {"description": "A STIX 2.1 bundle.", "content": {MEDIA_TYPE: {"schema": {"type": "object"}}}}
-    }
-}
 RENKEI_NAMESPACE = uuid.UUID("62029d26-58a6-4784-ad95-abc9a74f2890")
 SCO_NAMESPACE = uuid.UUID("00abedb4-aa42-466c-9c01-fed23315a9b7")
 

@@ -29,6 +29,7 @@ from renkei.core.problems import (
     problem_response,
 )
 from renkei.directory.api import router as directory_router
+from renkei.interop.api import router as interop_router
 from renkei.sharing.api import router as sharing_router
 
 # The committed OpenAPI document; a test fails when the live schema differs, so API changes are deliberate.
@@ -73,9 +74,9 @@ def _with_problem_405(view):
 
 
 def _refuse_unreadable_body(run):
-    """Before anything reads a request body: 415 unless it is JSON (or multipart, where the operation
-    documents multipart), 413 when a JSON body is larger than DATA_UPLOAD_MAX_MEMORY_SIZE. Operations
-    that take multipart bodies check their size themselves (their limit depends on the files)."""
+    """Before anything reads a request body: 415 unless it is JSON (or a type the operation documents,
+    such as multipart), 413 when a JSON body is larger than DATA_UPLOAD_MAX_MEMORY_SIZE. Operations
+    that take other types check their size themselves (their limit depends on the files or bundles)."""
     operation = inspect.unwrap(run).__self__
     documented = (operation.openapi_extra or {}).get("requestBody", {}).get("content", {})
     media_types = {"application/json", *documented}
@@ -89,7 +90,7 @@ def _refuse_unreadable_body(run):
                 title=_("Unsupported media type"),
                 detail=_("Send the body as %(types)s.") % {"types": " or ".join(sorted(media_types))},
             )
-        if request.content_type != "multipart/form-data" and length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+        if request.content_type == "application/json" and length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
             return problem_response(
                 status=413,
                 title=_("Request body too large"),
@@ -171,6 +172,7 @@ api.add_decorator(replay_known_key, mode="operation")
 api.add_router("", core_router)
 api.add_router("", directory_router)
 api.add_router("", sharing_router)
+api.add_router("", interop_router)
 
 
 def openapi_document() -> str:

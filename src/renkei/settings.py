@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "renkei.directory",
     "renkei.sharing",
     "renkei.audit",
+    "renkei.interop",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -7,5 +7,7 @@ urlpatterns = [
     path("directory/", include("renkei.directory.urls")),
     path("sharing/", include("renkei.sharing.urls")),
     path("dashboard/", include("renkei.sharing.urls_dashboard")),
+    path("exchange/", include("renkei.interop.urls")),
     path("api/v1/", api.urls),
+    path("taxii2/", include("renkei.interop.urls_taxii")),
 ]

@@ -94,7 +94,7 @@ class TwoFactorRequiredMiddleware:
         return self.get_response(request)
 
     def _exempt(self, path: str) -> bool:
-        # The API authenticates with bearer tokens, not sessions; static files carry nothing.
-        if path.startswith((settings.STATIC_URL, "/api/")):
+        # The API and TAXII authenticate with tokens, not sessions; static files carry nothing.
+        if path.startswith((settings.STATIC_URL, "/api/", "/taxii2/")):
             return True
         return any(path == reverse(name) for name in self.EXEMPT_URL_NAMES)

@@ -1,0 +1,196 @@
+"""STIX bundle import through the API and the web interface, and who may see what was imported."""
+
+import json
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from renkei.audit.models import AuditRecord
+from renkei.interop import services
+from renkei.interop.models import Collection, IngestStatus, StixObject
+from renkei.interop.services import ingest, submissions_collection
+from renkei.interop.tests.stix_objects import bundle, indicator
+from renkei.sharing.tests.access_oracle import signed_in
+from renkei.sharing.tests.factories import bearer
+
+STIX = "application/stix+json;version=2.1"
+
+
+def _post_bundle(client, user, body, *, collection: Collection | None = None, content_type: str = STIX):
+    url = "/api/v1/stix/bundles" + (f"?collection={collection.pk}" if collection else "")
+    data = body if isinstance(body, bytes) else json.dumps(body)
+    return client.post(url, data=data, content_type=content_type, headers=bearer(user))
+
+
+@pytest.mark.django_db
+def test_every_organization_has_a_submissions_collection(community):
+    for organization in (community.bank_a, community.hospital, community.nisc, community.fsa):
+        assert Collection.objects.filter(owner=organization, is_submissions=True).count() == 1
+
+
+@pytest.mark.django_db
+def test_api_import_stores_objects_in_the_callers_own_collection(client, community):
+    answer = _post_bundle(client, community.bank_a_reporter, bundle(indicator(1), indicator(2)))
+    assert answer.status_code == 201, answer.content
+    body = answer.json()
+    assert (body["total_count"], body["success_count"], body["failure_count"]) == (2, 2, 0)
+    own = submissions_collection(community.bank_a)
+    assert body["collection"] == str(own.pk)
+    stored = StixObject.objects.get(stix_id=indicator(1)["id"])
+    assert json.loads(stored.body) == indicator(1)
+    assert (stored.collection, stored.source, stored.added_by) == (
+        own,
+        community.bank_a,
+        community.bank_a_reporter,
+    )
+    assert AuditRecord.objects.filter(object_type="interop.ingeststatus", object_id=body["id"]).exists()
+
+    again = _post_bundle(client, community.bank_a_reporter, bundle(indicator(1), indicator(2)))
+    assert again.json()["success_count"] == 2
+    assert StixObject.objects.count() == 2  # nothing stored twice
+
+    status = client.get(f"/api/v1/stix/statuses/{body['id']}", headers=bearer(community.bank_a_reporter))
+    assert status.json()["success_count"] == 2
+    hidden = client.get(f"/api/v1/stix/statuses/{body['id']}", headers=bearer(community.fsa_coordinator))
+    assert hidden.status_code == 404
+
+
+@pytest.mark.django_db
+def test_custom_properties_and_fractional_seconds_are_kept(client, community):
+    precise = indicator(
+        1, modified="2026-11-01T00:00:00.123456Z", x_renkei_note="kept", created="2026-11-01T00:00:00.1Z"
+    )
+    answer = _post_bundle(client, community.bank_a_reporter, bundle(precise))
+    assert answer.json()["success_count"] == 1
+    stored = json.loads(StixObject.objects.get().body)
+    assert stored["x_renkei_note"] == "kept"
+    assert stored["modified"] == "2026-11-01T00:00:00.123456Z"
+
+
+@pytest.mark.django_db
+def test_invalid_objects_are_listed_and_valid_ones_stored(client, community):
+    no_pattern = indicator(2)
+    del no_pattern["pattern"]
+    duplicate = indicator(1)
+    answer = _post_bundle(
+        client,
+        community.bank_a_reporter,
+        bundle(indicator(1), no_pattern, indicator(3, modified="not a time"), duplicate),
+    )
+    body = answer.json()
+    assert answer.status_code == 201
+    assert (body["success_count"], body["failure_count"]) == (1, 3)
+    messages = {failure["id"]: failure["message"] for failure in body["failures"]}
+    assert "pattern" in messages[no_pattern["id"]]
+    assert "modified" in messages[indicator(3)["id"]]
+    assert "duplicate" in messages[indicator(1)["id"]]
+    assert list(StixObject.objects.values_list("stix_id", flat=True)) == [indicator(1)["id"]]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"{not json", 400),
+        (b"[]", 400),
+        (json.dumps({"type": "report", "objects": []}).encode(), 400),
+        (json.dumps({"type": "bundle", "id": "bundle--x", "objects": {}}).encode(), 400),
+        (("[" * 200 + "]" * 200).encode(), 400),
+    ],
+)
+def test_an_unreadable_bundle_is_refused_and_writes_nothing(client, community, body, expected):
+    answer = _post_bundle(client, community.bank_a_reporter, body)
+    assert answer.status_code == expected
+    assert answer["Content-Type"] == "application/problem+json"
+    assert answer.json()["detail"]
+    assert not StixObject.objects.exists()
+    assert not IngestStatus.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_bundle_over_the_size_limit_is_refused(client, community, monkeypatch):
+    monkeypatch.setattr(services, "MAX_BUNDLE_BYTES", 1000)
+    monkeypatch.setattr("renkei.interop.api.MAX_BUNDLE_BYTES", 1000)
+    answer = _post_bundle(client, community.bank_a_reporter, bundle(*(indicator(n) for n in range(10))))
+    assert answer.status_code == 413
+    assert not StixObject.objects.exists()
+
+
+@pytest.mark.django_db
+def test_writing_needs_a_collection_you_may_write(client, community):
+    fsa_view = _post_bundle(
+        client,
+        community.fsa_coordinator,
+        bundle(indicator(1)),
+        collection=submissions_collection(community.bank_a),
+    )
+    assert fsa_view.status_code == 403
+    hidden = _post_bundle(
+        client,
+        community.bank_b_reporter,
+        bundle(indicator(1)),
+        collection=submissions_collection(community.bank_a),
+    )
+    assert hidden.status_code == 404
+    assert not StixObject.objects.exists()
+
+
+@pytest.mark.django_db
+def test_collection_list_api_shows_what_you_may_read(client, community):
+    answer = client.get("/api/v1/stix/collections", headers=bearer(community.fsa_coordinator))
+    owners = {item["owner"]: item["can_write"] for item in answer.json()}
+    assert owners[community.bank_a.name] is False
+    assert owners[community.fsa.name] is True
+    assert community.hospital.name not in owners
+
+
+@pytest.mark.django_db
+def test_web_upload_and_pages_follow_the_access_function(client, community):
+    own = submissions_collection(community.bank_a)
+    client.force_login(community.bank_a_reporter)
+    upload = SimpleUploadedFile("bundle.json", json.dumps(bundle(indicator(1))).encode(), "application/json")
+    answer = client.post(reverse("interop:bundle_upload", args=[own.pk]), {"bundle": upload})
+    status = IngestStatus.objects.get()
+    assert answer.status_code == 302
+    assert answer["Location"] == reverse("interop:status_detail", args=[status.pk])
+    assert "1" in client.get(answer["Location"]).content.decode()
+
+    stored = StixObject.objects.get()
+    listing = client.get(reverse("interop:collection_detail", args=[own.pk]))
+    assert "C2 server 1" in listing.content.decode()
+    assert client.get(reverse("interop:object_detail", args=[stored.pk])).status_code == 200
+
+    for outsider in (community.bank_b_reporter, community.hospital_reporter):
+        client.force_login(outsider)
+        assert client.get(reverse("interop:collection_detail", args=[own.pk])).status_code == 404
+        assert client.get(reverse("interop:object_detail", args=[stored.pk])).status_code == 404
+        assert client.get(reverse("interop:status_detail", args=[status.pk])).status_code == 404
+    ministry = signed_in(community.fsa_coordinator)
+    assert ministry.get(reverse("interop:object_detail", args=[stored.pk])).status_code == 200
+
+
+@pytest.mark.django_db
+def test_web_upload_shows_why_a_bundle_was_refused(client, community):
+    own = submissions_collection(community.bank_a)
+    client.force_login(community.bank_a_reporter)
+    upload = SimpleUploadedFile("bundle.json", b"{not json", "application/json")
+    answer = client.post(reverse("interop:bundle_upload", args=[own.pk]), {"bundle": upload})
+    assert answer.status_code == 400
+    assert "errorlist" in answer.content.decode()
+    assert not IngestStatus.objects.exists()
+
+
+@pytest.mark.django_db
+def test_red_collections_reach_only_officers_and_named_people(community):
+    from renkei.directory.choices import Role
+    from renkei.directory.tests.factories import member
+
+    red = Collection.objects.create(owner=community.bank_a, title="Red", tlp="RED")
+    ingest(red, [indicator(1)], user=community.bank_a_admin)
+    officer = member(community.bank_a, Role.OFFICER, "bank_a_red_officer")
+    assert StixObject.objects.restrict(officer).count() == 1
+    for outsider in (community.bank_a_reporter, community.fsa_coordinator, community.nisc_coordinator):
+        assert StixObject.objects.restrict(outsider).filter(collection=red).count() == 0
+    red.audience_entries.create(user=community.nisc_coordinator)
+    assert StixObject.objects.restrict(community.nisc_coordinator).filter(collection=red).count() == 1

@@ -1,0 +1,13 @@
+from django.urls import path
+
+from renkei.interop import views
+
+app_name = "interop"
+
+urlpatterns = [
+    path("", views.collection_list, name="collection_list"),
+    path("collections/<uuid:collection_id>/", views.collection_detail, name="collection_detail"),
+    path("collections/<uuid:collection_id>/upload/", views.bundle_upload, name="bundle_upload"),
+    path("objects/<int:object_pk>/", views.object_detail, name="object_detail"),
+    path("statuses/<uuid:status_id>/", views.status_detail, name="status_detail"),
+]

@@ -1,0 +1,123 @@
+"""Collections, their STIX objects and bundle uploads in the web interface.
+
+Every page reads through the access function: a collection or object the user may not see is the
+same 404 as one that does not exist, and TAXII serves exactly what these pages show.
+"""
+
+import json
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from renkei.core.access import get_restricted_or_404, restrict
+from renkei.core.choices import Action
+from renkei.interop.forms import BundleUploadForm
+from renkei.interop.models import Collection, IngestStatus, StixObject
+from renkei.interop.services import import_bundle
+from renkei.interop.stix_validation import BundleRejected
+
+PAGE_SIZE = 50
+
+
+def _writable_ids(user) -> set:
+    return set(restrict(Collection.objects.all(), user, Action.CHANGE).values_list("pk", flat=True))
+
+
+@login_required
+def collection_list(request):
+    readable = restrict(Collection.objects.select_related("owner"), request.user).order_by("created_at")
+    context = {
+        "collections": readable,
+        "writable": _writable_ids(request.user),
+        "taxii_url": request.build_absolute_uri("/taxii2/"),
+        "nav_section": "exchange",
+    }
+    return render(request, "interop/collection_list.html", context)
+
+
+@login_required
+def collection_detail(request, collection_id):
+    collection = get_restricted_or_404(
+        Collection.objects.select_related("owner"), request.user, pk=collection_id
+    )
+    newest = restrict(StixObject.objects.filter(collection=collection, is_latest=True), request.user)
+    chosen_type = request.GET.get("type", "")
+    if chosen_type:
+        newest = newest.filter(type=chosen_type)
+    page = Paginator(
+        newest.order_by("-date_added", "-pk").only("pk", "stix_id", "type", "version", "date_added", "body"),
+        PAGE_SIZE,
+    ).get_page(request.GET.get("page"))
+    context = {
+        "collection": collection,
+        "page": page,
+        "rows": [(row, _object_name(row)) for row in page],
+        "chosen_type": chosen_type,
+        "query": f"type={chosen_type}" if chosen_type else "",
+        "can_write": collection.pk in _writable_ids(request.user),
+        "form": BundleUploadForm(),
+        "nav_section": "exchange",
+    }
+    return render(request, "interop/collection_detail.html", context)
+
+
+def _object_name(row: StixObject) -> str:
+    body = json.loads(row.body)
+    return body.get("name") or body.get("value") or body.get("pattern") or ""
+
+
+@login_required
+def object_detail(request, object_pk):
+    found = get_restricted_or_404(
+        StixObject.objects.select_related("collection", "source"), request.user, pk=object_pk
+    )
+    versions = restrict(
+        StixObject.objects.filter(collection=found.collection, stix_id=found.stix_id), request.user
+    ).order_by("-version")
+    context = {
+        "object": found,
+        "pretty": json.dumps(json.loads(found.body), indent=2, ensure_ascii=False),
+        "versions": versions.only("pk", "version", "date_added", "is_latest"),
+        "nav_section": "exchange",
+    }
+    return render(request, "interop/object_detail.html", context)
+
+
+@login_required
+@require_POST
+def bundle_upload(request, collection_id):
+    collection = get_restricted_or_404(
+        Collection.objects.select_related("owner"), request.user, pk=collection_id
+    )
+    if collection.pk not in _writable_ids(request.user):
+        messages.error(request, _("You may not add objects to this collection."))
+        return redirect("interop:collection_detail", collection.pk)
+    form = BundleUploadForm(request.POST, request.FILES)
+    if form.is_valid():
+        try:
+            status = import_bundle(collection, form.cleaned_data["bundle"].read(), user=request.user)
+        except BundleRejected as error:
+            form.add_error("bundle", _("The bundle was refused: %(reason)s") % {"reason": error})
+        else:
+            return redirect("interop:status_detail", status.pk)
+    context = {
+        "collection": collection,
+        "form": form,
+        "page": None,
+        "rows": [],
+        "can_write": True,
+        "nav_section": "exchange",
+    }
+    return render(request, "interop/collection_detail.html", context, status=400)
+
+
+@login_required
+def status_detail(request, status_id):
+    status = get_restricted_or_404(
+        IngestStatus.objects.select_related("collection"), request.user, pk=status_id
+    )
+    return render(request, "interop/status_detail.html", {"status": status, "nav_section": "exchange"})

@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "renkei.core",
     "renkei.directory",
     "renkei.sharing",
+    "renkei.correlation",
     "renkei.audit",
     "renkei.interop",
     "django.contrib.auth",
@@ -222,6 +223,8 @@ STORAGES = {
 }
 MEDIA_ROOT = DATA_DIR / "media"
 RENKEI_ATTACHMENT_MAX_BYTES = int(os.environ.get("RENKEI_ATTACHMENT_MAX_MB", "20")) * 1024 * 1024
+# A value seen in more places than this stops correlating: it says nothing any more.
+RENKEI_CORRELATION_MAX_SIGHTINGS = int(os.environ.get("RENKEI_CORRELATION_MAX_SIGHTINGS", "1000"))
 # Embedded mode serves straight from the package, so no collectstatic step is needed.
 WHITENOISE_USE_FINDERS = not PRODUCTION
 WHITENOISE_AUTOREFRESH = DEBUG

@@ -83,7 +83,9 @@ class Collection(models.Model):
         if not principal.is_authenticated:
             return NOTHING
         if action == Action.CHANGE:
-            return Q(owner_id__in=principal.org_ids_with_role(*WRITING_ROLES))
+            # Writers are readers too: nobody adds to a collection they could not read back.
+            writers = Q(owner_id__in=principal.org_ids_with_role(*WRITING_ROLES))
+            return writers & cls.access_rule(principal, Action.VIEW)
         if action != Action.VIEW:
             return NOTHING
         own = Q(owner_id__in=principal.org_ids)

@@ -17,6 +17,8 @@ from django.utils.translation import gettext as _
 
 from renkei.audit.models import AuditAction
 from renkei.audit.services import audit_write, snapshot
+from renkei.correlation.choices import SourceKind
+from renkei.correlation.services import index_many_sightings
 from renkei.directory.models import Organization, User
 from renkei.interop.models import (
     SUBMITTING_TYPES,
@@ -25,6 +27,7 @@ from renkei.interop.models import (
     IngestStatus,
     StixObject,
 )
+from renkei.interop.observables import stix_observables
 from renkei.interop.stix_validation import parse_bundle
 
 # Existing versions are looked up this many ids at a time, well under every database's parameter limit.
@@ -121,6 +124,10 @@ def ingest(
         for (stix_id, version), obj in fresh.items()
     ]
     StixObject.objects.bulk_create(rows, batch_size=INSERT_BATCH)
+    index_many_sightings(
+        (SourceKind.STIX, row.pk, stix_observables(obj))
+        for row, obj in zip(rows, fresh.values(), strict=True)
+    )
     superseded = [
         pk
         for stix_id, versions in held.items()

@@ -233,7 +233,7 @@ def _enum(*allowed: str) -> Checker:
     allowed_set = frozenset(allowed)
 
     def check(value: object) -> str | None:
-        return None if value in allowed_set and type(value) is str else f"must be one of {', '.join(allowed)}"
+        return None if type(value) is str and value in allowed_set else f"must be one of {', '.join(allowed)}"
 
     return check
 
@@ -481,9 +481,9 @@ def _requires_one(*names: str) -> Callable[[dict], str | None]:
     return rule
 
 
-def _not_both(a: str, b: str) -> Callable[[dict], str | None]:
+def _exactly_one(a: str, b: str) -> Callable[[dict], str | None]:
     def rule(obj: dict) -> str | None:
-        return f"{b}: must not be present together with {a}" if a in obj and b in obj else None
+        return None if (a in obj) != (b in obj) else f"{a}: exactly one of {a}, {b} is required"
 
     return rule
 
@@ -723,7 +723,7 @@ SCHEMAS: dict[str, Schema] = {
     # Cyber-observable objects (§6)
     "artifact": sco(
         set(),
-        _not_both("payload_bin", "url"),
+        _exactly_one("payload_bin", "url"),
         lambda o: "hashes: required when url is present" if "url" in o and "hashes" not in o else None,
         mime_type=STR,
         payload_bin=_binary,
@@ -1282,7 +1282,8 @@ def validate_object(obj: object) -> list[str]:
             if not _selector_resolves(obj, selector):
                 errors.append(f"granular_markings: selector {selector!r} does not match a property")
     if type_ == "indicator" and obj["pattern_type"] == "stix":
-        errors.extend(f"pattern: {reason}" for reason in pattern_errors(obj["pattern"]))
+        version = obj.get("pattern_version", "2.1")
+        errors.extend(f"pattern: {reason}" for reason in pattern_errors(obj["pattern"], stix_version=version))
     return errors
 
 
@@ -1292,7 +1293,7 @@ def validate_object(obj: object) -> list[str]:
 PATTERN_TOKEN_RE = re.compile(
     r"""(?P<ws>[ \t\r\n]+)
     |(?P<ts>t'\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?Z')
-    |(?P<bin>b'(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?')
+    |(?P<bin>b'(?:[A-Za-z0-9+/]{4})+(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?')
     |(?P<hex>h'(?:[0-9a-fA-F]{2})*')
     |(?P<str>'(?:[^'\\]|\\['\\])*')
     |(?P<num>-?(?:0|[1-9]\d*)(?:\.\d+)?)(?![A-Za-z0-9_.'])
@@ -1512,7 +1513,7 @@ def _regex_pattern_subset() -> re.Pattern[str]:
     )
     string = r"'(?:[^'\\]|\\['\\])*'"
     orderable = (
-        rf"(?:{timestamp}|b'(?:[A-Za-z0-9+/]{{4}})*(?:[A-Za-z0-9+/]{{2}}==|[A-Za-z0-9+/]{{3}}=)?'"
+        rf"(?:{timestamp}|b'(?:[A-Za-z0-9+/]{{4}})+(?:[A-Za-z0-9+/]{{2}}==|[A-Za-z0-9+/]{{3}}=)?'"
         rf"|h'(?:[0-9a-fA-F]{{2}})*'|{string}|-?(?:0|[1-9]\d*)(?:\.\d+)?(?![A-Za-z0-9_.']))"
     )
     literal = rf"(?:{orderable}|(?:true|false){end_of_word})"
@@ -1553,21 +1554,22 @@ def _fast_accepts(pattern: str) -> bool:
 
 
 @functools.lru_cache(maxsize=4096)
-def _pattern_errors(pattern: str) -> tuple[str, ...]:
-    if _fast_accepts(pattern):
+def _pattern_errors(pattern: str, stix_version: str) -> tuple[str, ...]:
+    if stix_version == "2.1" and _fast_accepts(pattern):
         return ()
     try:
-        messages = run_validator(pattern, stix_version="2.1")
+        # Any version other than "2.1" selects the 2.0 grammar, as stix2 does with pattern_version.
+        messages = run_validator(pattern, stix_version=stix_version)
     except Exception as exc:  # the ANTLR listeners crash on some inputs, e.g. a negative list index
         return (f"not a valid STIX pattern ({type(exc).__name__})",)
     return tuple(message.removeprefix("FAIL: ") for message in messages)
 
 
-def pattern_errors(pattern: str) -> list[str]:
-    """The errors of a STIX 2.1 pattern (same verdict as stix2patterns); empty when it is valid."""
+def pattern_errors(pattern: str, *, stix_version: str = "2.1") -> list[str]:
+    """The errors of a STIX pattern (same verdict as stix2patterns); empty when it is valid."""
     if type(pattern) is not str:
         return ["must be a string"]
-    return list(_pattern_errors(pattern))
+    return list(_pattern_errors(pattern, stix_version))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -1771,3 +1773,14 @@ def _reference_cycles(objects: list[dict]) -> dict[str, str]:
                     for member in component:
                         cycles[member] = description
     return cycles
+
+
+def check_objects(objects: object) -> ParsedBundle:
+    """Validate objects that arrived already parsed (a TAXII feed's page, a converted MISP event)
+    exactly as a bundle's objects are."""
+    return _check_objects(objects)
+
+
+def load_document(raw: bytes, *, max_bytes: int, what: str, max_depth: int = 32) -> object:
+    """Parse any JSON document (a MISP event) under the same size, encoding and nesting limits."""
+    return _load_json(raw, max_bytes=max_bytes, max_depth=max_depth, what=what)

@@ -15,6 +15,7 @@ import functools
 import json
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Min, OuterRef, Q, Subquery
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import reverse
@@ -26,6 +27,8 @@ from renkei.core.access import get_restricted_or_404, restrict
 from renkei.core.choices import Action
 from renkei.core.middleware import preferred_language
 from renkei.core.services import token_authenticate
+from renkei.correlation.choices import SourceKind
+from renkei.correlation.services import forget_sightings
 from renkei.interop.models import Collection, IngestStatus, StixObject
 from renkei.interop.services import MAX_BUNDLE_BYTES, Failure, ingest
 from renkei.interop.stix_validation import BundleRejected, parse_envelope
@@ -301,10 +304,13 @@ def object_detail(request: HttpRequest, collection_id, object_id: str):
     if request.method == "DELETE":
         if not restrict(Collection.objects.filter(pk=found.pk), request.user, Action.CHANGE).exists():
             raise TaxiiError(403, _("You may not delete objects from this collection."))
-        deleted, _detail = StixObject.objects.filter(pk__in=list(rows.values_list("pk", flat=True))).delete()
+        with transaction.atomic():
+            doomed = list(rows.values_list("pk", flat=True))
+            deleted, _detail = StixObject.objects.filter(pk__in=doomed).delete()
+            forget_sightings(SourceKind.STIX, doomed)
+            _mark_newest(found, object_id)
         if not deleted:
             raise TaxiiError(404, _("No such object."))
-        _mark_newest(found, object_id)
         return _answer(b"", 200)
     page, more = _page(request, rows.only("pk", "date_added", "body"))
     if not page:

@@ -8,6 +8,7 @@ import json
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
@@ -15,7 +16,10 @@ from django.views.decorators.http import require_POST
 
 from renkei.core.access import get_restricted_or_404, restrict
 from renkei.core.choices import Action
-from renkei.interop.forms import BundleUploadForm
+from renkei.correlation.choices import SourceKind
+from renkei.correlation.services import seen_elsewhere
+from renkei.interop.forms import BundleUploadForm, UploadFormat
+from renkei.interop.misp_import import import_misp_event
 from renkei.interop.models import Collection, IngestStatus, StixObject
 from renkei.interop.services import import_bundle
 from renkei.interop.stix_validation import BundleRejected
@@ -82,6 +86,7 @@ def object_detail(request, object_pk):
         "object": found,
         "pretty": json.dumps(json.loads(found.body), indent=2, ensure_ascii=False),
         "versions": versions.only("pk", "version", "date_added", "is_latest"),
+        "seen_elsewhere": seen_elsewhere(SourceKind.STIX, found.pk, request.user),
         "nav_section": "exchange",
     }
     return render(request, "interop/object_detail.html", context)
@@ -98,10 +103,13 @@ def bundle_upload(request, collection_id):
         return redirect("interop:collection_detail", collection.pk)
     form = BundleUploadForm(request.POST, request.FILES)
     if form.is_valid():
+        importer = import_misp_event if form.cleaned_data["format"] == UploadFormat.MISP else import_bundle
         try:
-            status = import_bundle(collection, form.cleaned_data["bundle"].read(), user=request.user)
+            status = importer(collection, form.cleaned_data["bundle"].read(), user=request.user)
         except BundleRejected as error:
-            form.add_error("bundle", _("The bundle was refused: %(reason)s") % {"reason": error})
+            form.add_error("bundle", _("The file was refused: %(reason)s") % {"reason": error})
+        except ValidationError as error:
+            form.add_error("bundle", error)
         else:
             return redirect("interop:status_detail", status.pk)
     context = {

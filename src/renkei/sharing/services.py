@@ -24,6 +24,8 @@ from django.utils.translation import gettext as _
 from renkei.audit.models import AuditAction
 from renkei.audit.services import audit_write, snapshot
 from renkei.core.choices import Action
+from renkei.correlation.choices import SourceKind
+from renkei.correlation.services import index_sightings
 from renkei.directory.choices import OrganizationType, Role
 from renkei.directory.models import Organization, Sector, User
 from renkei.sharing.choices import (
@@ -326,6 +328,7 @@ def _add_version(
     Observable.objects.bulk_create(
         Observable(version=version, type=o.type, value=o.value) for o in observables
     )
+    index_sightings(SourceKind.REPORT, report.pk, [(o.type, o.value) for o in observables])
     for attachment in data.attachments:
         _store_attachment(Attachment, version=version, uploader=author, attachment=attachment)
     return version
@@ -1055,6 +1058,7 @@ def advisory_issue(*, issuer: User, organization: Organization, data: AdvisoryIn
     AdvisoryObservable.objects.bulk_create(
         AdvisoryObservable(advisory=advisory, type=o.type, value=o.value) for o in observables
     )
+    index_sightings(SourceKind.ADVISORY, advisory.pk, [(o.type, o.value) for o in observables])
     attachments = [
         _store_attachment(AdvisoryAttachment, advisory=advisory, uploader=issuer, attachment=attachment)
         for attachment in data.attachments
@@ -1236,6 +1240,7 @@ def anonymized_copy_create(*, actor: User, source: Report, data: AnonymizedInput
     AnonymizedObservable.objects.bulk_create(
         AnonymizedObservable(copy=copy, type=t, value=v) for t, v in kept
     )
+    index_sightings(SourceKind.ANONYMIZED, copy.pk, kept)
     AnonymizedReportAudience.objects.bulk_create(audience.entries(AnonymizedReportAudience, copy=copy))
     audit_write(
         actor=actor,

@@ -21,6 +21,8 @@ from django.views.decorators.http import require_POST
 
 from renkei.core.access import get_restricted_or_404
 from renkei.core.choices import Action
+from renkei.correlation.choices import SourceKind
+from renkei.correlation.services import seen_elsewhere
 from renkei.directory.choices import OrganizationType, Role
 from renkei.directory.models import Organization
 from renkei.sharing import downloads, selectors, services
@@ -261,6 +263,7 @@ def _render_report_detail(request, report: Report, status: int = 200, **bound_fo
         ),
         "anonymized_copies": AnonymizedReport.objects.restrict(user).filter(source=report),
         "advisories": Advisory.objects.restrict(user).filter(source_reports=report),
+        "seen_elsewhere": seen_elsewhere(SourceKind.REPORT, report.pk, user),
         "deadlines": stage_deadlines(report, versions=versions),
         "tlp_explanation": TLP_EXPLANATIONS[Tlp(report.tlp)],
         "nav_section": "reports",

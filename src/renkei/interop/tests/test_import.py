@@ -7,6 +7,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from renkei.audit.models import AuditRecord
+from renkei.directory.choices import Role
+from renkei.directory.tests.factories import member
 from renkei.interop import services
 from renkei.interop.models import Collection, IngestStatus, StixObject
 from renkei.interop.services import ingest, submissions_collection
@@ -15,6 +17,7 @@ from renkei.sharing.tests.access_oracle import signed_in
 from renkei.sharing.tests.factories import bearer
 
 STIX = "application/stix+json;version=2.1"
+STIX_UPLOAD = {"format": "stix"}
 
 
 def _post_bundle(client, user, body, *, collection: Collection | None = None, content_type: str = STIX):
@@ -150,7 +153,7 @@ def test_web_upload_and_pages_follow_the_access_function(client, community):
     own = submissions_collection(community.bank_a)
     client.force_login(community.bank_a_reporter)
     upload = SimpleUploadedFile("bundle.json", json.dumps(bundle(indicator(1))).encode(), "application/json")
-    answer = client.post(reverse("interop:bundle_upload", args=[own.pk]), {"bundle": upload})
+    answer = client.post(reverse("interop:bundle_upload", args=[own.pk]), STIX_UPLOAD | {"bundle": upload})
     status = IngestStatus.objects.get()
     assert answer.status_code == 302
     assert answer["Location"] == reverse("interop:status_detail", args=[status.pk])
@@ -175,7 +178,7 @@ def test_web_upload_shows_why_a_bundle_was_refused(client, community):
     own = submissions_collection(community.bank_a)
     client.force_login(community.bank_a_reporter)
     upload = SimpleUploadedFile("bundle.json", b"{not json", "application/json")
-    answer = client.post(reverse("interop:bundle_upload", args=[own.pk]), {"bundle": upload})
+    answer = client.post(reverse("interop:bundle_upload", args=[own.pk]), STIX_UPLOAD | {"bundle": upload})
     assert answer.status_code == 400
     assert "errorlist" in answer.content.decode()
     assert not IngestStatus.objects.exists()
@@ -183,12 +186,9 @@ def test_web_upload_shows_why_a_bundle_was_refused(client, community):
 
 @pytest.mark.django_db
 def test_red_collections_reach_only_officers_and_named_people(community):
-    from renkei.directory.choices import Role
-    from renkei.directory.tests.factories import member
-
     red = Collection.objects.create(owner=community.bank_a, title="Red", tlp="RED")
-    ingest(red, [indicator(1)], user=community.bank_a_admin)
     officer = member(community.bank_a, Role.OFFICER, "bank_a_red_officer")
+    ingest(red, [indicator(1)], user=officer)
     assert StixObject.objects.restrict(officer).count() == 1
     for outsider in (community.bank_a_reporter, community.fsa_coordinator, community.nisc_coordinator):
         assert StixObject.objects.restrict(outsider).filter(collection=red).count() == 0

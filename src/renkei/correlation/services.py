@@ -1,0 +1,355 @@
+"""Indicator correlation: every observable a source holds is indexed once, in canonical form, and
+"where else was this seen" is answered with index lookups (the exact value, and IP addresses inside
+CIDR ranges both ways), then shown only as far as the one access function allows.
+
+Over-correlation guard: a value held by more than `max_sightings()` sources, or on the warning
+list, stays indexed (so its count stays right) but matches nothing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+from django.apps import apps
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F
+from django.urls import reverse
+
+from renkei.core.access import principal_for, restrict
+from renkei.correlation.choices import SourceKind, Suppression
+from renkei.correlation.indicators import Indicator, enclosing_lows, indicator, range_warned
+from renkei.correlation.models import CorrelationKey, Sighting
+
+DEFAULT_MAX_SIGHTINGS = 1000
+
+# (source kind, source id as text)
+Source = tuple[str, str]
+
+# The model behind each kind of source and the page that shows one.
+_SOURCE_MODELS = {
+    SourceKind.REPORT: ("sharing", "Report", "sharing:report_detail"),
+    SourceKind.ADVISORY: ("sharing", "Advisory", "sharing:advisory_detail"),
+    SourceKind.ANONYMIZED: ("sharing", "AnonymizedReport", "sharing:anonymized_detail"),
+    SourceKind.STIX: ("interop", "StixObject", "interop:object_detail"),
+}
+
+
+def max_sightings() -> int:
+    """The most sources a value may be held by and still correlate (RENKEI_CORRELATION_MAX_SIGHTINGS)."""
+    return getattr(settings, "RENKEI_CORRELATION_MAX_SIGHTINGS", DEFAULT_MAX_SIGHTINGS)
+
+
+def _indicators(observables: Iterable[tuple[str, str]]) -> dict[str, Indicator]:
+    found: dict[str, Indicator] = {}
+    for observable_type, value in observables:
+        try:
+            canonical = indicator(observable_type, value)
+        except ValidationError:
+            continue  # an imported value Renkei cannot type can match nothing anyway
+        found.setdefault(canonical.key, canonical)
+    return found
+
+
+def index_sightings(source_kind: str, source_id, observables: Iterable[tuple[str, str]]) -> None:
+    """Record that a source holds `observables` ((type, value) pairs). Idempotent: what the source
+    already holds is not added again, so an update simply passes its new version's observables."""
+    index_many_sightings([(source_kind, source_id, observables)])
+
+
+# Sources whose held sightings are looked up in one statement: bounded so the statement stays small.
+INDEX_CHUNK = 500
+
+
+@transaction.atomic
+def index_many_sightings(sources: Iterable[tuple[str, object, Iterable[tuple[str, str]]]]) -> None:
+    """`index_sightings` for many sources at once (an import's objects), in a few statements per
+    chunk of sources rather than a few per source."""
+    wanted = [(kind, str(source_id), _indicators(observables)) for kind, source_id, observables in sources]
+    wanted = [item for item in wanted if item[2]]
+    for start in range(0, len(wanted), INDEX_CHUNK):
+        _index_chunk(wanted[start : start + INDEX_CHUNK])
+
+
+def _index_chunk(chunk: list[tuple[str, str, dict[str, Indicator]]]) -> None:
+    held = set(
+        Sighting.objects.filter(
+            source_kind__in={kind for kind, _id, _found in chunk},
+            source_id__in={source_id for _kind, source_id, _found in chunk},
+        )
+        .order_by()
+        .values_list("source_kind", "source_id", "key")
+    )
+    new = [
+        (kind, source_id, found)
+        for kind, source_id, indicators in chunk
+        for key, found in indicators.items()
+        if (kind, source_id, key) not in held
+    ]
+    if not new:
+        return
+    Sighting.objects.bulk_create(
+        Sighting(source_kind=kind, source_id=source_id, key=f.key, type=f.type, value=f.value)
+        for kind, source_id, f in new
+    )
+    distinct = {f.key: f for _kind, _id, f in new}
+    # In key order, so that two imports indexing the same values lock their counts in one order.
+    CorrelationKey.objects.bulk_create(
+        (
+            CorrelationKey(key=f.key, type=f.type, ip_low=f.ip_low, ip_high=f.ip_high)
+            for _key, f in sorted(distinct.items())
+        ),
+        ignore_conflicts=True,
+    )
+    added: dict[str, int] = defaultdict(int)
+    for _kind, _id, f in new:
+        added[f.key] += 1
+    by_increment: dict[int, list[str]] = defaultdict(list)
+    for key, increment in sorted(added.items()):
+        by_increment[increment].append(key)
+    # One statement per increment, so concurrent sources counting the same value both count.
+    for increment, keys in by_increment.items():
+        CorrelationKey.objects.filter(key__in=keys).update(source_count=F("source_count") + increment)
+
+
+@transaction.atomic
+def forget_sightings(source_kind: str, source_ids: Iterable) -> None:
+    """Sources that are gone (deleted STIX objects) no longer count or correlate."""
+    ids = [str(source_id) for source_id in source_ids]
+    for start in range(0, len(ids), INDEX_CHUNK):
+        gone = Sighting.objects.filter(
+            source_kind=source_kind, source_id__in=ids[start : start + INDEX_CHUNK]
+        )
+        removed: dict[str, int] = defaultdict(int)
+        for key in gone.values_list("key", flat=True):
+            removed[key] += 1
+        gone.delete()
+        for key, count in sorted(removed.items()):
+            CorrelationKey.objects.filter(key=key).update(source_count=F("source_count") - count)
+
+
+@dataclass
+class _Match:
+    suppressed: str | None = None
+    # Each source holding the value or an address range it meets, with the values held there.
+    sources: dict[Source, set[str]] | None = None
+
+
+def _match(indicators: Iterable[Indicator], *, excluded: set[Source] = frozenset()) -> dict[str, _Match]:
+    """For each indicator (by key): the other sources that hold it, or why it does not correlate.
+
+    Every lookup is by key or by the start of an address range, and every answer is bounded by the
+    guard, so the cost does not grow with the number of sightings stored."""
+    limit = max_sightings()
+    indicators = list(indicators)
+    counts = dict(
+        CorrelationKey.objects.filter(key__in=[i.key for i in indicators if not i.warned])
+        .order_by()
+        .values_list("key", "source_count")
+    )
+    matches: dict[str, _Match] = {}
+    # The keys whose sightings match each indicator.
+    matching_keys: dict[str, set[str]] = {}
+    for found in indicators:
+        if found.warned:
+            matches[found.key] = _Match(Suppression.WARNING_LIST)
+        elif counts.get(found.key, 0) > limit:
+            matches[found.key] = _Match(Suppression.TOO_COMMON)
+        else:
+            matching_keys[found.key] = {found.key}
+    addresses = [i for i in indicators if i.network is not None and i.key in matching_keys]
+    if addresses:
+        _add_enclosing_ranges(addresses, matching_keys, limit)
+    for found in addresses:
+        if found.is_range and not _add_addresses_inside(found, matching_keys, limit):
+            del matching_keys[found.key]
+            matches[found.key] = _Match(Suppression.TOO_COMMON)
+
+    held_by: dict[str, list[tuple[Source, str]]] = defaultdict(list)
+    for key, kind, source_id, value in (
+        Sighting.objects.filter(key__in=set().union(*matching_keys.values()))
+        .order_by()
+        .values_list("key", "source_kind", "source_id", "value")
+    ):
+        held_by[key].append(((kind, source_id), value))
+    for key, keys in matching_keys.items():
+        sources: dict[Source, set[str]] = defaultdict(set)
+        for other in keys:
+            for source, value in held_by[other]:
+                if source not in excluded:
+                    sources[source].add(value)
+        matches[key] = _Match(sources=dict(sources))
+    return matches
+
+
+def _add_enclosing_ranges(addresses: list[Indicator], matching_keys: dict[str, set[str]], limit: int) -> None:
+    """Stored CIDR ranges that contain each address or range: a CIDR range can only start at one of
+    the few addresses `enclosing_lows` names, so this is one statement of exact index lookups."""
+    lows = set().union(*(enclosing_lows(found.network) for found in addresses))
+    ranges = (
+        CorrelationKey.objects.filter(ip_low__in=lows, ip_high__gt=F("ip_low"), source_count__lte=limit)
+        .order_by()
+        .values_list("key", "ip_low", "ip_high")
+    )
+    for key, low, high in ranges:
+        if range_warned(low, high):
+            continue
+        for found in addresses:
+            if low <= found.ip_low and found.ip_high <= high:
+                matching_keys[found.key].add(key)
+
+
+def _add_addresses_inside(found: Indicator, matching_keys: dict[str, set[str]], limit: int) -> bool:
+    """Stored addresses and narrower ranges inside the range `found`, read from the index in order
+    and no further than the guard allows; False when there are more than it allows."""
+    inside = list(
+        CorrelationKey.objects.filter(ip_low__gte=found.ip_low, ip_low__lte=found.ip_high)
+        .exclude(key=found.key)
+        .order_by("ip_low")
+        .values_list("key", "source_count")[: limit + 1]
+    )
+    if sum(count for _key, count in inside) > limit:
+        return False
+    # Nothing inside a range that is not on the warning list can be on it.
+    matching_keys[found.key].update(key for key, _count in inside)
+    return True
+
+
+def correlate(observable_type: str, value: str, *, exclude: Iterable[Source] = ()) -> list[Source]:
+    """The sources that hold this observable or an address range it meets, ignoring access: the
+    low-level lookup, for callers that apply access themselves. Empty when the value does not
+    correlate; a ValidationError when it is not a valid observable of its type."""
+    found = indicator(observable_type, value)
+    match = _match([found], excluded=set(exclude))[found.key]
+    return sorted(match.sources or {})
+
+
+@dataclass(frozen=True)
+class SourceLink:
+    """Another source the reader may see, and the values it holds that matched."""
+
+    kind: str
+    id: str
+    title: str
+    url: str | None
+    values: tuple[str, ...]
+
+    @property
+    def kind_label(self) -> str:
+        return SourceKind(self.kind).label
+
+
+@dataclass(frozen=True)
+class ObservableSeen:
+    """Where else one observable of the source was seen, as far as the reader may know."""
+
+    type: str
+    value: str
+    links: list[SourceLink]
+    # Other sources the reader may not see: counted for the national centre only, None for others.
+    hidden_count: int | None
+    suppressed: str | None
+
+    @property
+    def suppressed_label(self) -> str:
+        return Suppression(self.suppressed).label if self.suppressed else ""
+
+    @property
+    def anything(self) -> bool:
+        return bool(self.links or self.hidden_count or self.suppressed)
+
+
+@dataclass(frozen=True)
+class SeenElsewhere:
+    """The answer for one source: each of its observables, in the order they were indexed."""
+
+    observables: list[ObservableSeen]
+    # Whether hidden sources are counted for this reader (the national centre).
+    counts_hidden: bool
+
+    @property
+    def anything(self) -> bool:
+        return any(observable.anything for observable in self.observables)
+
+
+def seen_elsewhere(source_kind: str, source_id, user) -> SeenElsewhere:
+    """For each observable of a source: links to the other sources holding it that `user` may see
+    and, for the national centre only, how many others there are. Copies made from the source (and
+    the original of a copy) are the same sighting, not another one, and are left out."""
+    source_id = str(source_id)
+    held = _indicators(
+        Sighting.objects.filter(source_kind=source_kind, source_id=source_id)
+        .order_by("pk")
+        .values_list("type", "value")
+    )
+    excluded = {(source_kind, source_id)} | _same_sighting(source_kind, source_id)
+    matches = _match(held.values(), excluded=excluded)
+    tells_hidden = principal_for(user).is_national_center
+    links = _visible_links({source for m in matches.values() for source in m.sources or ()}, user)
+    observables = []
+    for found in held.values():
+        match = matches[found.key]
+        sources = match.sources or {}
+        visible = [
+            replace(links[source], values=tuple(sorted(sources[source])))
+            for source in sources
+            if source in links
+        ]
+        # Telling anyone else that a value is too common would tell them how often others hold it.
+        told = match.suppressed if match.suppressed != Suppression.TOO_COMMON or tells_hidden else None
+        observables.append(
+            ObservableSeen(
+                type=found.type,
+                value=found.value,
+                links=sorted(visible, key=lambda link: (link.kind, link.title, link.id)),
+                hidden_count=len(sources) - len(visible) if tells_hidden else None,
+                suppressed=told,
+            )
+        )
+    return SeenElsewhere(observables=observables, counts_hidden=tells_hidden)
+
+
+def _same_sighting(source_kind: str, source_id: str) -> set[Source]:
+    AnonymizedReport = apps.get_model("sharing", "AnonymizedReport")
+    if source_kind == SourceKind.REPORT:
+        copies = AnonymizedReport.objects.filter(source_id=source_id).values_list("pk", flat=True)
+        return {(SourceKind.ANONYMIZED, str(pk)) for pk in copies}
+    if source_kind == SourceKind.ANONYMIZED:
+        originals = AnonymizedReport.objects.filter(pk=source_id).values_list("source_id", flat=True)
+        return {(SourceKind.REPORT, str(pk)) for pk in originals}
+    return set()
+
+
+def _visible_links(sources: set[Source], user) -> dict[Source, SourceLink]:
+    """The sources `user` may see, through `restrict` like every other read: one query per kind."""
+    by_kind: dict[str, list[str]] = defaultdict(list)
+    for kind, source_id in sources:
+        by_kind[kind].append(source_id)
+    links = {}
+    for kind, ids in by_kind.items():
+        app_label, model_name, url_name = _SOURCE_MODELS[kind]
+        try:
+            model = apps.get_model(app_label, model_name)
+        except LookupError:
+            continue  # imported objects before the interop app is installed
+        for obj in restrict(model._default_manager.filter(pk__in=_valid_keys(model, ids)), user):
+            if url_name:
+                url = reverse(url_name, args=[obj.pk])
+            else:
+                url = obj.get_absolute_url() if hasattr(obj, "get_absolute_url") else None
+            links[(kind, str(obj.pk))] = SourceLink(kind, str(obj.pk), str(obj), url, ())
+    return links
+
+
+def _valid_keys(model, ids: list[str]) -> list:
+    """The ids that can be primary keys of `model`; any other cannot name one of its objects."""
+    valid = []
+    for source_id in ids:
+        try:
+            valid.append(model._meta.pk.to_python(source_id))
+        except ValidationError:
+            continue
+    return valid

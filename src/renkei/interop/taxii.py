@@ -13,6 +13,7 @@ import binascii
 import datetime as dt
 import functools
 import json
+import uuid
 
 from django.conf import settings
 from django.db import transaction
@@ -29,6 +30,12 @@ from renkei.core.middleware import preferred_language
 from renkei.core.services import token_authenticate
 from renkei.correlation.choices import SourceKind
 from renkei.correlation.services import forget_sightings
+from renkei.interop.advisory_collection import (
+    ADVISORIES_COLLECTION_ID,
+    advisories_collection_resource,
+    advisory_objects_page,
+    visible_advisories,
+)
 from renkei.interop.models import Collection, IngestStatus, StixObject
 from renkei.interop.services import MAX_BUNDLE_BYTES, Failure, ingest
 from renkei.interop.stix_validation import BundleRejected, parse_envelope
@@ -172,7 +179,8 @@ def _writable(request: HttpRequest) -> set:
 def collections(request: HttpRequest):
     readable = restrict(Collection.objects.all(), request.user).order_by("created_at", "pk")
     writable = _writable(request)
-    return _answer({"collections": [_collection_resource(item, writable) for item in readable]})
+    stored = [_collection_resource(item, writable) for item in readable]
+    return _answer({"collections": [advisories_collection_resource(), *stored]})
 
 
 def _collection(request: HttpRequest, collection_id) -> Collection:
@@ -184,6 +192,8 @@ def _collection(request: HttpRequest, collection_id) -> Collection:
 
 @taxii_endpoint("GET")
 def collection(request: HttpRequest, collection_id):
+    if collection_id == ADVISORIES_COLLECTION_ID:
+        return _answer(advisories_collection_resource())
     found = _collection(request, collection_id)
     return _answer(_collection_resource(found, _writable(request)))
 
@@ -211,16 +221,21 @@ def _limit(request: HttpRequest) -> int:
     return min(int(raw), MAX_PAGE)
 
 
-def _cursor(token: str) -> tuple[dt.datetime, int]:
+def _cursor(token: str, key_type=int) -> tuple:
+    """The (date added, primary key) a `next` token names; `key_type` reads the key."""
     try:
         stamp, _bar, pk = base64.urlsafe_b64decode(token.encode()).decode().partition("|")
-        return dt.datetime.fromisoformat(stamp), int(pk)
+        return dt.datetime.fromisoformat(stamp), key_type(pk)
     except (ValueError, binascii.Error, UnicodeDecodeError) as error:
         raise TaxiiError(400, _("next is not a token this server gave."), token) from error
 
 
+def _token(date_added: dt.datetime, pk) -> str:
+    return base64.urlsafe_b64encode(f"{date_added.isoformat()}|{pk}".encode()).decode()
+
+
 def _next_token(row: StixObject) -> str:
-    return base64.urlsafe_b64encode(f"{row.date_added.isoformat()}|{row.pk}".encode()).decode()
+    return _token(row.date_added, row.pk)
 
 
 def _matching(request: HttpRequest, found: Collection, *, object_id: str | None = None):
@@ -290,6 +305,8 @@ def _envelope(page: list[StixObject], more: bool) -> bytes:
 
 @taxii_endpoint("GET", "POST")
 def objects(request: HttpRequest, collection_id):
+    if collection_id == ADVISORIES_COLLECTION_ID:
+        return _advisory_objects(request)
     found = _collection(request, collection_id)
     if request.method == "POST":
         return _add_objects(request, found)
@@ -299,6 +316,8 @@ def objects(request: HttpRequest, collection_id):
 
 @taxii_endpoint("GET", "DELETE")
 def object_detail(request: HttpRequest, collection_id, object_id: str):
+    if collection_id == ADVISORIES_COLLECTION_ID:
+        return _advisory_objects(request, object_id=object_id)
     found = _collection(request, collection_id)
     rows = _matching(request, found, object_id=object_id)
     if request.method == "DELETE":
@@ -328,6 +347,8 @@ def _mark_newest(found: Collection, object_id: str) -> None:
 
 @taxii_endpoint("GET")
 def versions(request: HttpRequest, collection_id, object_id: str):
+    if collection_id == ADVISORIES_COLLECTION_ID:
+        return _advisory_objects(request, object_id=object_id, answer="versions")
     found = _collection(request, collection_id)
     rows = restrict(StixObject.objects.filter(collection=found, stix_id=object_id), request.user)
     if "added_after" in request.GET:
@@ -345,6 +366,8 @@ def versions(request: HttpRequest, collection_id, object_id: str):
 
 @taxii_endpoint("GET")
 def manifest(request: HttpRequest, collection_id):
+    if collection_id == ADVISORIES_COLLECTION_ID:
+        return _advisory_objects(request, answer="manifest")
     found = _collection(request, collection_id)
     page, more = _page(request, _matching(request, found).only("pk", "stix_id", "date_added", "version"))
     body = {
@@ -407,3 +430,65 @@ def status(request: HttpRequest, status_id):
     except Http404 as error:
         raise TaxiiError(404, _("No such status.")) from error
     return _answer(status_resource(found))
+
+
+def _advisory_objects(request: HttpRequest, *, object_id: str | None = None, answer: str = "objects"):
+    """Objects, an object, its versions or the manifest of "Advisories to me" (one version each)."""
+    if request.method != "GET":
+        raise TaxiiError(403, _("This collection is read-only."))
+    added_after = request.GET.get("added_after")
+    advisories = visible_advisories(
+        request.user,
+        added_after=_parse_timestamp(added_after, "added_after") if added_after else None,
+        after=_cursor(request.GET["next"], key_type=uuid.UUID) if "next" in request.GET else None,
+    )
+    ids = set(_listed(request, "match[id]")) | ({object_id} if object_id else set())
+    types = set(_listed(request, "match[type]"))
+    spec_versions = set(_listed(request, "match[spec_version]"))
+    stamps = {
+        _parse_timestamp(value, "match[version]")
+        for value in _listed(request, "match[version]")
+        if value not in ("last", "first", "all")
+    }
+
+    def keep(obj: dict) -> bool:
+        version = obj.get("modified") or obj.get("created")
+        return (
+            (not ids or obj["id"] in ids)
+            and (not types or obj["type"] in types)
+            and (not spec_versions or obj.get("spec_version") in spec_versions)
+            and (not stamps or (version is not None and dt.datetime.fromisoformat(version) in stamps))
+        )
+
+    page, more = advisory_objects_page(advisories, limit=_limit(request), keep=keep)
+    # What several advisories share (their issuer, the marking definitions) is sent once a page.
+    unique = list({(obj["id"], obj.get("modified")): (advisory, obj) for advisory, obj in page}.values())
+    if object_id is not None and not unique:
+        raise TaxiiError(404, _("No such object."))
+    headers = {}
+    if unique:
+        headers = {
+            "X-TAXII-Date-Added-First": _format(unique[0][0].created_at),
+            "X-TAXII-Date-Added-Last": _format(page[-1][0].created_at),
+        }
+    body: dict = {"more": more}
+    if more:
+        body["next"] = _token(page[-1][0].created_at, page[-1][0].pk)
+    if answer == "versions":
+        stamps_held = (obj.get("modified") or obj.get("created") for _advisory, obj in unique)
+        body["versions"] = sorted(
+            {_format(dt.datetime.fromisoformat(stamp)) for stamp in stamps_held if stamp}
+        )
+    elif answer == "manifest" and unique:
+        body["objects"] = [
+            {
+                "id": obj["id"],
+                "date_added": _format(advisory.created_at),
+                "version": obj.get("modified") or obj.get("created"),
+                "media_type": STIX_MEDIA_TYPE,
+            }
+            for advisory, obj in unique
+        ]
+    elif answer == "objects" and unique:
+        body["objects"] = [obj for _advisory, obj in unique]
+    return _answer(body, headers=headers)

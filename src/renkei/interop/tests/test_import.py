@@ -194,3 +194,17 @@ def test_red_collections_reach_only_officers_and_named_people(community):
         assert StixObject.objects.restrict(outsider).filter(collection=red).count() == 0
     red.audience_entries.create(user=community.nisc_coordinator)
     assert StixObject.objects.restrict(community.nisc_coordinator).filter(collection=red).count() == 1
+
+
+@pytest.mark.django_db
+def test_a_ceptoar_reads_a_members_collection_only_when_chosen(community):
+    own = submissions_collection(community.bank_a)
+    ingest(own, [indicator(1)], user=community.bank_a_reporter)
+    assert not StixObject.objects.restrict(community.ceptoar_officer).exists()
+    own.share_with_ceptoar = True
+    own.save()
+    assert StixObject.objects.restrict(community.ceptoar_officer).count() == 1
+    other_member = submissions_collection(community.bank_b)
+    other_member.share_with_ceptoar = True
+    other_member.save()
+    assert not StixObject.objects.restrict(community.bank_a_reporter).filter(collection=other_member).exists()

@@ -8,10 +8,12 @@ from taxii2client.exceptions import TAXIIServiceException
 from taxii2client.v21 import Collection as TaxiiCollection
 from taxii2client.v21 import Server, as_pages
 
+from renkei.interop.advisory_collection import ADVISORIES_COLLECTION_ID
 from renkei.interop.models import Collection, StixObject
 from renkei.interop.services import ingest, submissions_collection
 from renkei.interop.taxii import TAXII_MEDIA_TYPE
 from renkei.interop.tests.stix_objects import indicator
+from renkei.sharing.tests.factories import advisory_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -206,3 +208,50 @@ def test_taxii2client_reports_a_forbidden_write(taxii, community):
     reader = _collection(taxii(community.fsa_coordinator), own)
     with pytest.raises(TAXIIServiceException):
         reader.add_objects(_envelope(indicator(1)))  # the client refuses: can_write is false
+
+
+def test_advisories_to_me_is_a_read_only_view_of_the_inbox(taxii, token_of, community):
+    to_finance = advisory_for(
+        community.fsa_coordinator, sectors=[community.finance], title="金融分野への注意喚起"
+    )
+    advisory_for(community.mhlw_coordinator, sectors=[community.medical], title="医療分野への注意喚起")
+    bank = taxii(community.bank_a_reporter).api_roots[0]
+    advisories = next(item for item in bank.collections if item.id == str(ADVISORIES_COLLECTION_ID))
+    assert advisories.can_read and not advisories.can_write
+    received = advisories.get_objects()["objects"]
+    reports = [obj for obj in received if obj["type"] == "report"]
+    assert [report["name"] for report in reports] == ["金融分野への注意喚起"]
+    assert len({(obj["id"], obj.get("modified")) for obj in received}) == len(received)
+    assert advisories.get_manifest()["objects"]
+    assert advisories.get_object(reports[0]["id"])["objects"][0]["name"] == "金融分野への注意喚起"
+    assert advisories.object_versions(reports[0]["id"])["versions"]
+
+    # Issued after the last poll: only the new advisory's objects come back.
+    secret = token_of(community.bank_a_reporter)
+    first = _get(community.bank_a_reporter, secret, f"{advisories.url}objects/")
+    later = advisory_for(community.fsa_coordinator, sectors=[community.finance], title="続報")
+    polled = _get(
+        community.bank_a_reporter,
+        secret,
+        f"{advisories.url}objects/",
+        added_after=first.headers["X-TAXII-Date-Added-Last"],
+    ).json()
+    assert {obj["name"] for obj in polled["objects"] if obj["type"] == "report"} == {later.title}
+    pages = list(as_pages(advisories.get_objects, per_request=1))
+    assert [obj["name"] for page in pages for obj in page["objects"] if obj["type"] == "report"] == [
+        to_finance.title,
+        later.title,
+    ]
+
+    hospital = taxii(community.hospital_reporter).api_roots[0]
+    theirs = next(item for item in hospital.collections if item.id == str(ADVISORIES_COLLECTION_ID))
+    names = {obj.get("name") for obj in theirs.get_objects()["objects"] if obj["type"] == "report"}
+    assert names == {"医療分野への注意喚起"}
+    refused = requests.post(
+        f"{advisories.url}objects/",
+        data=_envelope(indicator(1)),
+        auth=(community.bank_a_reporter.username, secret),
+        headers={"Accept": TAXII_MEDIA_TYPE, "Content-Type": TAXII_MEDIA_TYPE},
+        timeout=10,
+    )
+    assert refused.status_code == 403

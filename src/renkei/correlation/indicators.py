@@ -20,23 +20,21 @@ class Indicator:
     type: str
     value: str
     key: str
-    network: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None
+    # An address or CIDR range as its first and last address (`ip_bound`); None for other types.
+    ip_low: str | None = None
+    ip_high: str | None = None
 
     @property
-    def ip_low(self) -> str | None:
-        return ip_bound(self.network.network_address) if self.network else None
-
-    @property
-    def ip_high(self) -> str | None:
-        return ip_bound(self.network.broadcast_address) if self.network else None
+    def network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+        return ipaddress.ip_network(self.value) if self.ip_low is not None else None
 
     @property
     def is_range(self) -> bool:
-        return self.network is not None and self.network.num_addresses > 1
+        return self.ip_low != self.ip_high
 
     @property
     def warned(self) -> bool:
-        if self.network is not None:
+        if self.ip_low is not None:
             return range_warned(self.ip_low, self.ip_high)
         return self.type == ObservableType.DOMAIN and self.value in WARNED_DOMAINS
 
@@ -77,14 +75,18 @@ def key_for(observable_type: str, value: str) -> str:
 def indicator(observable_type: str, value: str) -> Indicator:
     """The canonical Indicator of an observable; a ValidationError when the value is not valid."""
     canonical = normalize_observable(observable_type, value)
-    network = None
+    low = high = None
     if observable_type in IP_TYPES:
-        network = ipaddress.ip_network(canonical)
-        if network.num_addresses == 1:  # 203.0.113.7/32 is 203.0.113.7
-            canonical = str(network.network_address)
+        if "/" in canonical:
+            network = ipaddress.ip_network(canonical)
+            if network.num_addresses == 1:  # 203.0.113.7/32 is 203.0.113.7
+                canonical = str(network.network_address)
+            low, high = ip_bound(network.network_address), ip_bound(network.broadcast_address)
+        else:
+            low = high = ip_bound(ipaddress.ip_address(canonical))
     elif observable_type == ObservableType.URL:
         canonical = _url_with_lowercase_host(canonical)
-    return Indicator(observable_type, canonical, key_for(observable_type, canonical), network)
+    return Indicator(observable_type, canonical, key_for(observable_type, canonical), low, high)
 
 
 def _url_with_lowercase_host(url: str) -> str:

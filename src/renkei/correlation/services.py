@@ -15,11 +15,13 @@ from dataclasses import dataclass, replace
 from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.urls import reverse
+from django.utils import timezone
 
 from renkei.core.access import principal_for, restrict
+from renkei.core.bulk import db_value, load_rows, staging_table
 from renkei.correlation.choices import SourceKind, Suppression
 from renkei.correlation.indicators import Indicator, enclosing_lows, indicator, range_warned
 from renkei.correlation.models import CorrelationKey, Sighting
@@ -60,68 +62,71 @@ def index_sightings(source_kind: str, source_id, observables: Iterable[tuple[str
     index_many_sightings([(source_kind, source_id, observables)])
 
 
-# Sources whose held sightings are looked up in one statement: bounded so the statement stays small.
-INDEX_CHUNK = 500
+# Sources forgotten in one statement: bounded so the statement stays small.
+FORGET_CHUNK = 500
+STAGING = "correlation_staging"
+STAGING_COLUMNS = {
+    "source_kind": "varchar(16)",
+    "source_id": "varchar(64)",
+    "key": "varchar(64)",
+    "type": "varchar(32)",
+    "value": "varchar(2048)",
+    "ip_low": "varchar(33)",
+    "ip_high": "varchar(33)",
+}
 
 
 @transaction.atomic
 def index_many_sightings(sources: Iterable[tuple[str, object, Iterable[tuple[str, str]]]]) -> None:
-    """`index_sightings` for many sources at once (an import's objects), in a few statements per
-    chunk of sources rather than a few per source."""
-    wanted = [(kind, str(source_id), _indicators(observables)) for kind, source_id, observables in sources]
-    wanted = [item for item in wanted if item[2]]
-    for start in range(0, len(wanted), INDEX_CHUNK):
-        _index_chunk(wanted[start : start + INDEX_CHUNK])
-
-
-def _index_chunk(chunk: list[tuple[str, str, dict[str, Indicator]]]) -> None:
-    held = set(
-        Sighting.objects.filter(
-            source_kind__in={kind for kind, _id, _found in chunk},
-            source_id__in={source_id for _kind, source_id, _found in chunk},
-        )
-        .order_by()
-        .values_list("source_kind", "source_id", "key")
-    )
-    new = [
-        (kind, source_id, found)
-        for kind, source_id, indicators in chunk
-        for key, found in indicators.items()
-        if (kind, source_id, key) not in held
+    """`index_sightings` for many sources at once (an import's objects): the sightings go through a
+    staging table, and a handful of set-based statements add the new ones and count them."""
+    rows = [
+        (kind, str(source_id), found.key, found.type, found.value, found.ip_low, found.ip_high)
+        for kind, source_id, observables in sources
+        for found in _indicators(observables).values()
     ]
-    if not new:
+    if not rows:
         return
-    Sighting.objects.bulk_create(
-        Sighting(source_kind=kind, source_id=source_id, key=f.key, type=f.type, value=f.value)
-        for kind, source_id, f in new
-    )
-    distinct = {f.key: f for _kind, _id, f in new}
-    # In key order, so that two imports indexing the same values lock their counts in one order.
-    CorrelationKey.objects.bulk_create(
-        (
-            CorrelationKey(key=f.key, type=f.type, ip_low=f.ip_low, ip_high=f.ip_high)
-            for _key, f in sorted(distinct.items())
-        ),
-        ignore_conflicts=True,
-    )
-    added: dict[str, int] = defaultdict(int)
-    for _kind, _id, f in new:
-        added[f.key] += 1
-    by_increment: dict[int, list[str]] = defaultdict(list)
-    for key, increment in sorted(added.items()):
-        by_increment[increment].append(key)
-    # One statement per increment, so concurrent sources counting the same value both count.
-    for increment, keys in by_increment.items():
-        CorrelationKey.objects.filter(key__in=keys).update(source_count=F("source_count") + increment)
+    staging_table(STAGING, STAGING_COLUMNS)
+    load_rows(STAGING, list(STAGING_COLUMNS), rows)
+    with connection.cursor() as cursor:
+        # What a source already holds is not added again.
+        cursor.execute(
+            """
+            DELETE FROM correlation_staging WHERE EXISTS (
+                SELECT 1 FROM correlation_sighting held
+                WHERE held.source_kind = correlation_staging.source_kind
+                  AND held.source_id = correlation_staging.source_id
+                  AND held.key = correlation_staging.key)
+            """
+        )
+        cursor.execute(
+            """
+            INSERT INTO correlation_sighting (source_kind, source_id, key, type, value, created_at)
+            SELECT source_kind, source_id, key, type, value, %s FROM correlation_staging
+            """,
+            [db_value(timezone.now())],
+        )
+        # One statement that adds to each count, so concurrent sources counting the same value both
+        # count; in key order, so that two of them lock the counts they share in the same order.
+        cursor.execute(
+            """
+            INSERT INTO correlation_correlationkey (key, type, ip_low, ip_high, source_count)
+            SELECT key, min(type), min(ip_low), min(ip_high), count(*) FROM correlation_staging
+            WHERE true GROUP BY key ORDER BY key
+            ON CONFLICT (key) DO UPDATE
+            SET source_count = correlation_correlationkey.source_count + excluded.source_count
+            """
+        )
 
 
 @transaction.atomic
 def forget_sightings(source_kind: str, source_ids: Iterable) -> None:
     """Sources that are gone (deleted STIX objects) no longer count or correlate."""
     ids = [str(source_id) for source_id in source_ids]
-    for start in range(0, len(ids), INDEX_CHUNK):
+    for start in range(0, len(ids), FORGET_CHUNK):
         gone = Sighting.objects.filter(
-            source_kind=source_kind, source_id__in=ids[start : start + INDEX_CHUNK]
+            source_kind=source_kind, source_id__in=ids[start : start + FORGET_CHUNK]
         )
         removed: dict[str, int] = defaultdict(int)
         for key in gone.values_list("key", flat=True):
@@ -160,7 +165,7 @@ def _match(indicators: Iterable[Indicator], *, excluded: set[Source] = frozenset
             matches[found.key] = _Match(Suppression.TOO_COMMON)
         else:
             matching_keys[found.key] = {found.key}
-    addresses = [i for i in indicators if i.network is not None and i.key in matching_keys]
+    addresses = [i for i in indicators if i.ip_low is not None and i.key in matching_keys]
     if addresses:
         _add_enclosing_ranges(addresses, matching_keys, limit)
     for found in addresses:

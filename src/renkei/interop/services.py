@@ -11,12 +11,13 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from renkei.audit.models import AuditAction
 from renkei.audit.services import audit_write, snapshot
+from renkei.core.bulk import load_rows, staging_table
 from renkei.correlation.choices import SourceKind
 from renkei.correlation.services import index_many_sightings
 from renkei.directory.models import Organization, User
@@ -30,9 +31,6 @@ from renkei.interop.models import (
 from renkei.interop.observables import stix_observables
 from renkei.interop.stix_validation import parse_bundle
 
-# Existing versions are looked up this many ids at a time, well under every database's parameter limit.
-LOOKUP_CHUNK = 500
-INSERT_BATCH = 1000
 # The largest bundle accepted in one upload or TAXII write.
 MAX_BUNDLE_BYTES = 64 * 1024 * 1024
 
@@ -88,54 +86,35 @@ def ingest(
     user: User | None,
     source: Organization | None = None,
 ) -> IngestStatus:
-    """Store valid `objects` in `collection` and record the outcome, `failures` included, as one status."""
+    """Store valid `objects` in `collection` and record the outcome, `failures` included, as one status.
+
+    The objects go through a staging table into place in a few set-based statements: those whose id
+    and version the collection already holds are left out by the unique constraint, and the newest
+    version of every id touched is then marked as the current one."""
     # One writer per collection at a time, so "the newest version" is decided against settled data.
     Collection.objects.select_for_update().filter(pk=collection.pk).first()
     added = timezone.now()
     source = source or collection.owner
     failures = list(failures)
-    successes = []
-    held = _versions_held(collection, {obj["id"] for obj in objects})
-    newest = {stix_id: max(versions) for stix_id, versions in held.items() if versions}
-    fresh: dict[tuple[str, dt.datetime], dict] = {}
-    for obj in objects:
-        version = object_version(obj, added)
-        key = (obj["id"], version)
-        successes.append({"id": obj["id"], "version": _version_text(obj) or _timestamp(added)})
-        if version in held.get(obj["id"], {}) or key in fresh:
-            continue
-        fresh[key] = obj
-        if version > newest.get(obj["id"], dt.datetime.min.replace(tzinfo=dt.UTC)):
-            newest[obj["id"]] = version
-
-    rows = [
-        StixObject(
-            collection=collection,
-            stix_id=stix_id,
-            type=obj["type"],
-            spec_version=obj.get("spec_version", "2.1"),
-            version=version,
-            date_added=added,
-            is_latest=version == newest[stix_id],
-            body=json.dumps(obj, ensure_ascii=False, separators=(",", ":")),
-            source=source,
-            added_by=user,
-        )
-        for (stix_id, version), obj in fresh.items()
-    ]
-    StixObject.objects.bulk_create(rows, batch_size=INSERT_BATCH)
-    index_many_sightings(
-        (SourceKind.STIX, row.pk, stix_observables(obj))
-        for row, obj in zip(rows, fresh.values(), strict=True)
+    successes = [{"id": obj["id"], "version": _version_text(obj) or _timestamp(added)} for obj in objects]
+    staging_table(STAGING, STAGING_COLUMNS)
+    load_rows(
+        STAGING,
+        list(STAGING_COLUMNS),
+        (
+            (
+                number,
+                obj["id"],
+                obj["type"],
+                obj.get("spec_version", "2.1"),
+                object_version(obj, added),
+                json.dumps(obj, ensure_ascii=False, separators=(",", ":")),
+            )
+            for number, obj in enumerate(objects)
+        ),
     )
-    superseded = [
-        pk
-        for stix_id, versions in held.items()
-        for version, (pk, is_latest) in versions.items()
-        if is_latest and version != newest[stix_id]
-    ]
-    for start in range(0, len(superseded), LOOKUP_CHUNK):
-        StixObject.objects.filter(pk__in=superseded[start : start + LOOKUP_CHUNK]).update(is_latest=False)
+    stored = _move_into_place(collection, added=added, source=source, user=user)
+    index_many_sightings((SourceKind.STIX, pk, stix_observables(objects[number])) for pk, number in stored)
 
     status = IngestStatus.objects.create(
         collection=collection,
@@ -154,22 +133,80 @@ def ingest(
         action=AuditAction.CREATE,
         obj=status,
         object_repr=_("%(stored)d STIX objects stored in %(collection)s")
-        % {"stored": len(rows), "collection": collection.display_title},
-        after=snapshot(status, just_created=True) | {"stored": len(rows)},
+        % {"stored": len(stored), "collection": collection.display_title},
+        # The per-object lists stay in the status; the trail records the counts.
+        after=snapshot(status, exclude=("successes", "failures"), just_created=True)
+        | {"stored": len(stored)},
     )
     return status
 
 
-def _versions_held(collection: Collection, stix_ids: set[str]) -> dict[str, dict]:
-    """For each id, the versions the collection holds: {version: (pk, is_latest)}."""
-    held: dict[str, dict] = {}
-    ids = sorted(stix_ids)
-    for start in range(0, len(ids), LOOKUP_CHUNK):
-        for pk, stix_id, version, is_latest in StixObject.objects.filter(
-            collection=collection, stix_id__in=ids[start : start + LOOKUP_CHUNK]
-        ).values_list("pk", "stix_id", "version", "is_latest"):
-            held.setdefault(stix_id, {})[version] = (pk, is_latest)
-    return held
+STAGING = "interop_staging"
+STAGING_COLUMNS = {
+    "number": "integer",
+    "stix_id": "varchar(300)",
+    "type": "varchar(250)",
+    "spec_version": "varchar(8)",
+    "version": "timestamp with time zone",
+    "body": "text",
+}
+
+
+def _move_into_place(collection: Collection, *, added: dt.datetime, source: Organization, user) -> list:
+    """Insert the staged objects the collection does not hold yet; return (pk, staged number) of each."""
+    prepared = {
+        "collection": _prepared("collection", collection.pk),
+        "added": _prepared("date_added", added),
+        "source": source.pk,
+        "user": user.pk if user is not None else None,
+    }
+    with connection.cursor() as cursor:
+        # `WHERE true` lets SQLite read ON CONFLICT as the upsert clause, not as part of the SELECT.
+        cursor.execute(
+            """
+            INSERT INTO interop_stixobject
+                (collection_id, stix_id, type, spec_version, version, date_added, is_latest, body,
+                 source_id, added_by_id)
+            SELECT %(collection)s, stix_id, type, spec_version, version, %(added)s, true, body,
+                   %(source)s, %(user)s
+            FROM interop_staging WHERE true
+            ON CONFLICT (collection_id, stix_id, version) DO NOTHING
+            """,
+            prepared,
+        )
+        # Rows added now carry this write's date_added; an earlier copy of the same version does not.
+        cursor.execute(
+            """
+            SELECT o.id, s.number FROM interop_staging s
+            JOIN interop_stixobject o
+              ON o.collection_id = %(collection)s AND o.stix_id = s.stix_id AND o.version = s.version
+            WHERE o.date_added = %(added)s
+            """,
+            prepared,
+        )
+        stored = cursor.fetchall()
+        # Only ids with more than one version can have the wrong current one: those the collection
+        # held before, and those sent in several versions at once.
+        cursor.execute(
+            """
+            UPDATE interop_stixobject SET is_latest = (version = (
+                SELECT max(other.version) FROM interop_stixobject other
+                WHERE other.collection_id = interop_stixobject.collection_id
+                  AND other.stix_id = interop_stixobject.stix_id))
+            WHERE collection_id = %(collection)s AND stix_id IN (
+                SELECT s.stix_id FROM interop_staging s
+                JOIN interop_stixobject o ON o.collection_id = %(collection)s AND o.stix_id = s.stix_id
+                WHERE o.date_added <> %(added)s
+                UNION
+                SELECT stix_id FROM interop_staging GROUP BY stix_id HAVING count(*) > 1)
+            """,
+            prepared,
+        )
+    return stored
+
+
+def _prepared(field: str, value):
+    return StixObject._meta.get_field(field).get_db_prep_value(value, connection)
 
 
 def _timestamp(value: dt.datetime) -> str:

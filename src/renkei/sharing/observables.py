@@ -66,28 +66,31 @@ def _email(value: str) -> str:
     return value.lower()
 
 
+_NORMALIZERS = {
+    ObservableType.IPV4: lambda v: _ip(v, 4),
+    ObservableType.IPV6: lambda v: _ip(v, 6),
+    ObservableType.DOMAIN: _domain,
+    ObservableType.URL: _url,
+    ObservableType.EMAIL: _email,
+    ObservableType.MAC: _mac,
+    ObservableType.ASN: _asn,
+} | {kind: (lambda v, n=length: _hash(v, n)) for kind, length in _HASH_LENGTHS.items()}
+
+
 def normalize_observable(observable_type: str, value: str) -> str:
     """The canonical form of `value`, or a ValidationError that names the type and the value."""
     value = (value or "").strip()
-    if observable_type not in ObservableType.values:
+    normalizer = _NORMALIZERS.get(observable_type)
+    if normalizer is None:
         raise ValidationError(
             _("Unknown observable type %(type)s; use one of: %(types)s")
             % {"type": observable_type, "types": ", ".join(ObservableType.values)},
             code="observable_type",
         )
-    normalizers = {
-        ObservableType.IPV4: lambda v: _ip(v, 4),
-        ObservableType.IPV6: lambda v: _ip(v, 6),
-        ObservableType.DOMAIN: _domain,
-        ObservableType.URL: _url,
-        ObservableType.EMAIL: _email,
-        ObservableType.MAC: _mac,
-        ObservableType.ASN: _asn,
-    } | {kind: (lambda v, n=length: _hash(v, n)) for kind, length in _HASH_LENGTHS.items()}
     try:
         if not value or len(value) > 2048:
             raise ValueError
-        return normalizers[ObservableType(observable_type)](value)
+        return normalizer(value)
     except (ValueError, ValidationError):
         raise ValidationError(
             _("%(value)s is not a valid %(type)s.") % {"value": value[:100], "type": observable_type},

@@ -1,6 +1,7 @@
 """The STIX 2.1 validator: valid content passes, and it is at least as strict as stix2 and stix2patterns."""
 
 import copy
+import gc
 import json
 import uuid
 
@@ -749,3 +750,10 @@ def test_taxii_envelope():
     assert parse_envelope(raw, max_bytes=1_000_000).objects == [corpus("malware")]
     with pytest.raises(BundleRejected, match="not a TAXII envelope property"):
         parse_envelope(raw_bundle(corpus("malware")), max_bytes=1_000_000)
+
+
+def test_garbage_collector_is_running_again_afterwards():
+    parse_bundle(raw_bundle(corpus("malware")), max_bytes=1_000_000)
+    with pytest.raises(BundleRejected):
+        parse_bundle(b"{", max_bytes=1_000_000)
+    assert gc.isenabled()

@@ -33,6 +33,7 @@ BATCH = int(os.environ.get("BENCH_BATCH", "1000"))  # objects per POST
 PAGE = int(os.environ.get("BENCH_PAGE", "1000"))  # objects per GET
 ROOT = Path(__file__).resolve().parent.parent
 MEDALLION_COLLECTION = "91a7b528-80eb-42ed-a74d-c6fbd5a26116"
+MEDALLION_PASSWORD = "bench"  # noqa: S105 (a throwaway server on 127.0.0.1)
 
 
 def free_port() -> int:
@@ -83,7 +84,8 @@ def add_all(collection: Collection, bodies: list[str]) -> float:
 
 def read_all(collection: Collection) -> tuple[float, int]:
     started = time.perf_counter()
-    received = sum(len(page.get("objects", [])) for page in as_pages(collection.get_objects, per_request=PAGE))
+    pages = as_pages(collection.get_objects, per_request=PAGE)
+    received = sum(len(page.get("objects", [])) for page in pages)
     return time.perf_counter() - started, received
 
 
@@ -132,7 +134,7 @@ def start_medallion(workdir: Path) -> tuple[subprocess.Popen, Collection]:
             "module_class": "MemoryBackend",
             "filename": str(workdir / "data.json"),
         },
-        "users": {"bench": "bench"},
+        "users": {"bench": MEDALLION_PASSWORD},
         "taxii": {"max_page_size": PAGE},
     }
     (workdir / "medallion.json").write_text(json.dumps(config))
@@ -143,7 +145,7 @@ def start_medallion(workdir: Path) -> tuple[subprocess.Popen, Collection]:
     )
     wait_for(port)
     url = f"{base}/bench/collections/{MEDALLION_COLLECTION}/"
-    return process, Collection(url, user="bench", password="bench")
+    return process, Collection(url, user="bench", password=MEDALLION_PASSWORD)
 
 
 def start_renkei(env: dict) -> tuple[subprocess.Popen, Collection]:
@@ -169,7 +171,8 @@ print("TOKEN", token_create(actor=None, user=user)[1], submissions_collection(ba
         text=True,
         cwd=ROOT,
     ).stdout
-    _label, token, collection_id = next(line for line in output.splitlines() if line.startswith("TOKEN")).split()
+    created = next(line for line in output.splitlines() if line.startswith("TOKEN"))
+    _label, token, collection_id = created.split()
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "renkei.wsgi", "--workers", "2", "--bind", f"127.0.0.1:{port}"],
@@ -178,7 +181,7 @@ print("TOKEN", token_create(actor=None, user=user)[1], submissions_collection(ba
         stderr=subprocess.DEVNULL,
     )
     wait_for(port)
-    Server(f"http://127.0.0.1:{port}/taxii2/", user="bench", password=token).api_roots  # warm-up
+    assert Server(f"http://127.0.0.1:{port}/taxii2/", user="bench", password=token).api_roots  # warm-up
     url = f"http://127.0.0.1:{port}/taxii2/api/collections/{collection_id}/"
     return process, Collection(url, user="bench", password=token)
 

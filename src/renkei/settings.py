@@ -225,6 +225,8 @@ MEDIA_ROOT = DATA_DIR / "media"
 RENKEI_ATTACHMENT_MAX_BYTES = int(os.environ.get("RENKEI_ATTACHMENT_MAX_MB", "20")) * 1024 * 1024
 # A value seen in more places than this stops correlating: it says nothing any more.
 RENKEI_CORRELATION_MAX_SIGHTINGS = int(os.environ.get("RENKEI_CORRELATION_MAX_SIGHTINGS", "1000"))
+# Encrypts the passwords and tokens of TAXII feeds; derived from the secret key when not set.
+RENKEI_FEED_KEY = os.environ.get("RENKEI_FEED_KEY", "")
 # Embedded mode serves straight from the package, so no collectstatic step is needed.
 WHITENOISE_USE_FINDERS = not PRODUCTION
 WHITENOISE_AUTOREFRESH = DEBUG

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from renkei.interop import views
+from renkei.interop import urls_feeds, views
 
 app_name = "interop"
 
@@ -11,3 +11,5 @@ urlpatterns = [
     path("objects/<int:object_pk>/", views.object_detail, name="object_detail"),
     path("statuses/<uuid:status_id>/", views.status_detail, name="status_detail"),
 ]
+
+urlpatterns += urls_feeds.urlpatterns

@@ -239,6 +239,7 @@ def test_remind_command_runs_both_reminders(community, inbox):
         "deadline_reminders": 0,
         "acknowledgement_reminders": 0,
         "idempotency_keys_purged": 0,
+        "feeds_queued": 0,
     }
     assert inbox.deliveries == []
 
@@ -261,6 +262,7 @@ def test_remind_needs_no_mail_server_when_nothing_is_due(community, mail_server_
         "deadline_reminders": 0,
         "acknowledgement_reminders": 0,
         "idempotency_keys_purged": 0,
+        "feeds_queued": 0,
     }
 
 
@@ -273,6 +275,7 @@ def test_a_mail_server_down_fails_the_deadline_step_but_not_the_others(community
     assert json.loads(out.getvalue()) == {
         "acknowledgement_reminders": 0,
         "idempotency_keys_purged": 0,
+        "feeds_queued": 0,
         "failed": ["deadline_reminders"],
     }
     assert not report.notifications.exists(), "an unsent reminder is not logged, so it is retried"

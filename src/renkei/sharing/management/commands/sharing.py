@@ -60,12 +60,13 @@ class Command(BaseCommand):
             self.stdout.write(
                 _(
                     "Deadline reminders sent: %(deadline)d. Advisories reminded to acknowledge: %(ack)d. "
-                    "Expired idempotency keys removed: %(keys)d."
+                    "Expired idempotency keys removed: %(keys)d. TAXII feeds queued for a poll: %(feeds)d."
                 )
                 % {
                     "deadline": done["deadline_reminders"],
                     "ack": done["acknowledgement_reminders"],
                     "keys": done["idempotency_keys_purged"],
+                    "feeds": done["feeds_queued"],
                 }
             )
         if failed:

@@ -141,6 +141,17 @@ def _validate(data: FeedSettings) -> None:
         )
         unknown = set(data.organization_types) - set(OrganizationType.values)
         _check(not unknown, _("Unknown organization type."), "organization_types")
+        # The label is the ceiling on the audience (PRODUCT.md, "Access control").
+        _check(
+            data.tlp not in (Tlp.RED, Tlp.AMBER_STRICT),
+            _("TLP:RED and TLP:AMBER+STRICT objects never go to whole groups; choose the mandated chain."),
+            "tlp",
+        )
+        _check(
+            data.tlp == Tlp.CLEAR or OrganizationType.PUBLIC not in data.organization_types,
+            _("Only TLP:CLEAR may reach outside the critical-infrastructure community."),
+            "organization_types",
+        )
 
 
 def _check_administrator(actor: User, owner: Organization) -> None:

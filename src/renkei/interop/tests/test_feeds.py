@@ -361,6 +361,14 @@ def test_only_the_organizations_administrators_register_feeds(community):
             owner=community.bank_a,
             data=FeedSettings(name="Feed", url=data.url, audience=CollectionAudience.NAMED),
         )
+    for tlp, audience, match in [
+        ("AMBER+STRICT", {"all_ci": True}, "never go to whole groups"),
+        ("RED", {"sectors": [community.finance]}, "never go to whole groups"),
+        ("GREEN", {"organization_types": ["public"]}, "Only TLP:CLEAR"),
+    ]:
+        wide = FeedSettings(name="Feed", url=data.url, tlp=tlp, audience=CollectionAudience.NAMED, **audience)
+        with pytest.raises(ValidationError, match=match):
+            feed_create(actor=community.bank_a_admin, owner=community.bank_a, data=wide)
     assert not TaxiiFeed.objects.exists()
 
 

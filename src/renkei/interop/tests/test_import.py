@@ -4,10 +4,14 @@ import json
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
 from django.urls import reverse
 
 from renkei.audit.models import AuditRecord
+from renkei.correlation.choices import SourceKind
+from renkei.correlation.services import seen_elsewhere
 from renkei.directory.choices import Role
+from renkei.directory.models import User
 from renkei.directory.tests.factories import member
 from renkei.interop import services
 from renkei.interop.models import Collection, IngestStatus, StixObject
@@ -208,3 +212,19 @@ def test_a_ceptoar_reads_a_members_collection_only_when_chosen(community):
     other_member.share_with_ceptoar = True
     other_member.save()
     assert not StixObject.objects.restrict(community.bank_a_reporter).filter(collection=other_member).exists()
+
+
+@pytest.mark.django_db
+def test_the_demo_imports_sample_objects_once_and_they_correlate_with_the_demo_report():
+    call_command("demo", verbosity=0)
+    stored = StixObject.objects.count()
+    assert stored == 6
+    call_command("demo", verbosity=0)
+    assert StixObject.objects.count() == stored
+    assert IngestStatus.objects.count() == 1
+    reporter = User.objects.get(username="finance-op1-reporter")
+    exact = StixObject.objects.get(stix_id="indicator--c1b0d3a2-6f4e-4b8a-9a51-0e7d2f3c4b01")
+    in_range = StixObject.objects.get(stix_id="indicator--c1b0d3a2-6f4e-4b8a-9a51-0e7d2f3c4b02")
+    for found in (exact, in_range):
+        seen = seen_elsewhere(SourceKind.STIX, found.pk, reporter)
+        assert [link.kind for item in seen.observables for link in item.links] == [SourceKind.REPORT]

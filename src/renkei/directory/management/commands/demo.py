@@ -16,6 +16,7 @@ from renkei.directory.demo import (
     demo_otp,
 )
 from renkei.directory.models import User
+from renkei.interop.demo import sample_stix_load
 from renkei.sharing.demo import SampleContentResult, sample_content_load
 
 
@@ -50,6 +51,7 @@ class Command(BaseCommand):
             with transaction.atomic():
                 result = demo_load(reset=reset)
                 content = sample_content_load()
+                sample_stix_load()
         except ValidationError as error:
             raise command_error(error) from None
         if verbosity == 0:

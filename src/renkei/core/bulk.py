@@ -29,7 +29,8 @@ def staging_table(name: str, columns: dict[str, str]) -> None:
 
 
 def load_rows(table: str, columns: Sequence[str], rows: Iterable[Sequence]) -> None:
-    """Append `rows` to `table` in the current transaction."""
+    """Append `rows` to `table` in the current transaction. `rows` may be a generator, but reading it
+    must not query the database: on PostgreSQL the COPY holds the connection until it ends."""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             with cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:

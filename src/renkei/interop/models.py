@@ -36,8 +36,10 @@ class Collection(models.Model):
     """A TAXII 2.1 collection: objects shared with one audience under one TLP label."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # An organization with nothing shared can be deleted with its empty collections; objects refer
+    # to their source organization, which keeps one that shared anything.
     owner = models.ForeignKey(
-        Organization, verbose_name=_("owner"), related_name="stix_collections", on_delete=models.PROTECT
+        Organization, verbose_name=_("owner"), related_name="stix_collections", on_delete=models.CASCADE
     )
     # Blank for submissions collections, which are named after their owner in the reader's language.
     title = models.CharField(_("title"), max_length=200, blank=True)
@@ -138,8 +140,10 @@ class StixObject(models.Model):
     is_latest = models.BooleanField(_("newest version"), default=True)
     # Compact JSON, served as it is: listing never re-encodes objects.
     body = models.TextField(_("STIX JSON"))
+    # Not indexed: nothing lists objects by source or by who added them, and every index costs
+    # imports of millions of objects; deleting an organization or a person (rare) scans instead.
     source = models.ForeignKey(
-        Organization, verbose_name=_("source"), related_name="+", on_delete=models.PROTECT
+        Organization, verbose_name=_("source"), related_name="+", on_delete=models.PROTECT, db_index=False
     )
     added_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -148,6 +152,7 @@ class StixObject(models.Model):
         on_delete=models.SET_NULL,
         null=True,
         blank=True,
+        db_index=False,
     )
 
     objects = RestrictedQuerySet.as_manager()

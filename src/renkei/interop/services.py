@@ -7,6 +7,7 @@ older one is kept as history.
 """
 
 import datetime as dt
+import itertools
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -29,8 +30,11 @@ from renkei.interop.models import (
     StixObject,
 )
 from renkei.interop.observables import stix_observables
-from renkei.interop.stix_validation import parse_bundle
+from renkei.interop.stix_validation import garbage_collector_paused, parse_bundle
+from renkei.interop.tasks import stix_sightings_index
 
+# Objects indexed for correlation in one go after an import.
+INDEX_BATCH = 5000
 # The largest bundle accepted in one upload or TAXII write.
 MAX_BUNDLE_BYTES = 64 * 1024 * 1024
 
@@ -77,6 +81,7 @@ def import_bundle(collection: Collection, raw: bytes, *, user: User, source: Org
     return ingest(collection, parsed.objects, failures=failures, user=user, source=source)
 
 
+@garbage_collector_paused()
 @transaction.atomic
 def ingest(
     collection: Collection,
@@ -88,33 +93,57 @@ def ingest(
 ) -> IngestStatus:
     """Store valid `objects` in `collection` and record the outcome, `failures` included, as one status.
 
-    The objects go through a staging table into place in a few set-based statements: those whose id
-    and version the collection already holds are left out by the unique constraint, and the newest
-    version of every id touched is then marked as the current one."""
+    Into an empty collection the objects are loaded straight into place. Otherwise they go through a
+    staging table, one set-based statement moves those the collection does not hold yet (the unique
+    constraint leaves out the others), and another settles which version of the ids it held before
+    is now the current one."""
     # One writer per collection at a time, so "the newest version" is decided against settled data.
     Collection.objects.select_for_update().filter(pk=collection.pk).first()
     added = timezone.now()
-    source = source or collection.owner
     failures = list(failures)
     successes = [{"id": obj["id"], "version": _version_text(obj) or _timestamp(added)} for obj in objects]
-    staging_table(STAGING, STAGING_COLUMNS)
-    load_rows(
-        STAGING,
-        list(STAGING_COLUMNS),
+    # The same id and version twice in one write is one object.
+    distinct: dict[tuple[str, dt.datetime], dict] = {}
+    for obj in objects:
+        distinct.setdefault((obj["id"], object_version(obj, added)), obj)
+    newest: dict[str, dt.datetime] = {}
+    for stix_id, version in distinct:
+        newest[stix_id] = max(version, newest.get(stix_id, version))
+    # Everything a row needs is at hand before loading starts: no query may run during a COPY.
+    collection_id = _prepared("collection", collection.pk)
+    source_id = source.pk if source is not None else collection.owner_id
+    user_id = user.pk if user is not None else None
+    rows = (
         (
-            (
-                number,
-                obj["id"],
-                obj["type"],
-                obj.get("spec_version", "2.1"),
-                object_version(obj, added),
-                json.dumps(obj, ensure_ascii=False, separators=(",", ":")),
-            )
-            for number, obj in enumerate(objects)
-        ),
+            collection_id,
+            stix_id,
+            obj["type"],
+            obj.get("spec_version", "2.1"),
+            version,
+            added,
+            version == newest[stix_id],
+            json.dumps(obj, ensure_ascii=False, separators=(",", ":")),
+            source_id,
+            user_id,
+        )
+        for (stix_id, version), obj in distinct.items()
     )
-    stored = _move_into_place(collection, added=added, source=source, user=user)
-    index_many_sightings((SourceKind.STIX, pk, stix_observables(objects[number])) for pk, number in stored)
+    prepared = {"collection": collection_id, "added": _prepared("date_added", added)}
+    was_empty = not StixObject.objects.filter(collection=collection).exists()
+    with connection.cursor() as cursor:
+        if was_empty:
+            load_rows("interop_stixobject", STORED_COLUMNS, rows)
+            stored = len(distinct)
+        else:
+            staging_table(STAGING, _staging_columns())
+            load_rows(STAGING, STORED_COLUMNS, rows)
+            cursor.execute(MOVE_NEW_OBJECTS_INTO_PLACE)
+            stored = cursor.rowcount
+            cursor.execute(NEWEST_OF_IDS_HELD_BEFORE, prepared)
+    if stored:
+        transaction.on_commit(
+            lambda: stix_sightings_index.enqueue(collection_id=str(collection.pk), added=added.isoformat())
+        )
 
     status = IngestStatus.objects.create(
         collection=collection,
@@ -133,76 +162,66 @@ def ingest(
         action=AuditAction.CREATE,
         obj=status,
         object_repr=_("%(stored)d STIX objects stored in %(collection)s")
-        % {"stored": len(stored), "collection": collection.display_title},
+        % {"stored": stored, "collection": collection.display_title},
         # The per-object lists stay in the status; the trail records the counts.
-        after=snapshot(status, exclude=("successes", "failures"), just_created=True)
-        | {"stored": len(stored)},
+        after=snapshot(status, exclude=("successes", "failures"), just_created=True) | {"stored": stored},
     )
     return status
 
 
 STAGING = "interop_staging"
-STAGING_COLUMNS = {
-    "number": "integer",
-    "stix_id": "varchar(300)",
-    "type": "varchar(250)",
-    "spec_version": "varchar(8)",
-    "version": "timestamp with time zone",
-    "body": "text",
-}
+STORED_FIELDS = [
+    "collection",
+    "stix_id",
+    "type",
+    "spec_version",
+    "version",
+    "date_added",
+    "is_latest",
+    "body",
+    "source",
+    "added_by",
+]
+STORED_COLUMNS = [StixObject._meta.get_field(name).column for name in STORED_FIELDS]
+# `WHERE true` lets SQLite read ON CONFLICT as the upsert clause, not as part of the SELECT.
+MOVE_NEW_OBJECTS_INTO_PLACE = f"""
+    INSERT INTO interop_stixobject ({", ".join(STORED_COLUMNS)})
+    SELECT {", ".join(STORED_COLUMNS)} FROM interop_staging WHERE true
+    ON CONFLICT (collection_id, stix_id, version) DO NOTHING
+"""  # noqa: S608 (column names from the constant above)
+
+# A write marks the newest of the versions it brings as current. Ids the collection held before may
+# have a newer version already, or an older one that is current no more.
+NEWEST_OF_IDS_HELD_BEFORE = """
+    UPDATE interop_stixobject SET is_latest = (version = (
+        SELECT max(other.version) FROM interop_stixobject other
+        WHERE other.collection_id = interop_stixobject.collection_id
+          AND other.stix_id = interop_stixobject.stix_id))
+    WHERE collection_id = %(collection)s AND stix_id IN (
+        SELECT s.stix_id FROM interop_staging s
+        JOIN interop_stixobject o ON o.collection_id = %(collection)s AND o.stix_id = s.stix_id
+        WHERE o.date_added <> %(added)s)
+"""
 
 
-def _move_into_place(collection: Collection, *, added: dt.datetime, source: Organization, user) -> list:
-    """Insert the staged objects the collection does not hold yet; return (pk, staged number) of each."""
-    prepared = {
-        "collection": _prepared("collection", collection.pk),
-        "added": _prepared("date_added", added),
-        "source": source.pk,
-        "user": user.pk if user is not None else None,
-    }
-    with connection.cursor() as cursor:
-        # `WHERE true` lets SQLite read ON CONFLICT as the upsert clause, not as part of the SELECT.
-        cursor.execute(
-            """
-            INSERT INTO interop_stixobject
-                (collection_id, stix_id, type, spec_version, version, date_added, is_latest, body,
-                 source_id, added_by_id)
-            SELECT %(collection)s, stix_id, type, spec_version, version, %(added)s, true, body,
-                   %(source)s, %(user)s
-            FROM interop_staging WHERE true
-            ON CONFLICT (collection_id, stix_id, version) DO NOTHING
-            """,
-            prepared,
-        )
-        # Rows added now carry this write's date_added; an earlier copy of the same version does not.
-        cursor.execute(
-            """
-            SELECT o.id, s.number FROM interop_staging s
-            JOIN interop_stixobject o
-              ON o.collection_id = %(collection)s AND o.stix_id = s.stix_id AND o.version = s.version
-            WHERE o.date_added = %(added)s
-            """,
-            prepared,
-        )
-        stored = cursor.fetchall()
-        # Only ids with more than one version can have the wrong current one: those the collection
-        # held before, and those sent in several versions at once.
-        cursor.execute(
-            """
-            UPDATE interop_stixobject SET is_latest = (version = (
-                SELECT max(other.version) FROM interop_stixobject other
-                WHERE other.collection_id = interop_stixobject.collection_id
-                  AND other.stix_id = interop_stixobject.stix_id))
-            WHERE collection_id = %(collection)s AND stix_id IN (
-                SELECT s.stix_id FROM interop_staging s
-                JOIN interop_stixobject o ON o.collection_id = %(collection)s AND o.stix_id = s.stix_id
-                WHERE o.date_added <> %(added)s
-                UNION
-                SELECT stix_id FROM interop_staging GROUP BY stix_id HAVING count(*) > 1)
-            """,
-            prepared,
-        )
-    return stored
+def index_stored_objects(collection_id: str, added: str) -> int:
+    """Index the observables of the objects that one write (`added`, its date_added) stored in a
+    collection; returns how many objects were read."""
+    stored = StixObject.objects.filter(
+        collection_id=collection_id, date_added=dt.datetime.fromisoformat(added)
+    )
+    rows = stored.values_list("pk", "body").iterator(chunk_size=INDEX_BATCH)
+    count = 0
+    while batch := list(itertools.islice(rows, INDEX_BATCH)):
+        index_many_sightings((SourceKind.STIX, pk, stix_observables(json.loads(body))) for pk, body in batch)
+        count += len(batch)
+    return count
+
+
+def _staging_columns() -> dict[str, str]:
+    """The stored columns with their types on this database (a uuid is text on SQLite)."""
+    fields = [StixObject._meta.get_field(name) for name in STORED_FIELDS]
+    return {field.column: field.db_type(connection) for field in fields}
 
 
 def _prepared(field: str, value):

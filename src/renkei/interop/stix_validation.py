@@ -1309,7 +1309,7 @@ PATTERN_TOKEN_RE = re.compile(
     re.VERBOSE,
 )
 TYPE_IN_PATTERN_RE = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*\Z")
-KEY_IN_PATTERN_RE = re.compile(r"[a-z_][a-z0-9_]*\Z")
+KEY_IN_PATTERN_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 SIMPLE_QUOTED_KEY_RE = re.compile(r"'[A-Za-z0-9_ -]+'\Z")
 POSITIVE_INT_RE = re.compile(r"[1-9]\d*\Z")
 INDEX_RE = re.compile(r"(?:0|[1-9]\d*)\Z")
@@ -1632,7 +1632,7 @@ def nests_deeper_than(document: object, max_depth: int) -> bool:
 
 
 @contextlib.contextmanager
-def _garbage_collector_paused():
+def garbage_collector_paused():
     """Pause the cyclic garbage collector while a large tree of new, live objects is built.
 
     json.loads and validation create hundreds of thousands of containers, none of them garbage; the
@@ -1647,7 +1647,7 @@ def _garbage_collector_paused():
             gc.enable()
 
 
-@_garbage_collector_paused()
+@garbage_collector_paused()
 def parse_bundle(raw: bytes, *, max_bytes: int, max_depth: int = 32) -> ParsedBundle:
     """Parse and validate a STIX 2.1 bundle; raise BundleRejected for problems of the whole bundle."""
     document = _load_json(raw, max_bytes=max_bytes, max_depth=max_depth, what="bundle")
@@ -1665,7 +1665,7 @@ def parse_bundle(raw: bytes, *, max_bytes: int, max_depth: int = 32) -> ParsedBu
     return _check_objects(document.get("objects", []))
 
 
-@_garbage_collector_paused()
+@garbage_collector_paused()
 def parse_envelope(raw: bytes, *, max_bytes: int, max_depth: int = 32) -> ParsedBundle:
     """Like parse_bundle, for the TAXII 2.1 envelope (``objects``, ``more``, ``next``) a client posts."""
     document = _load_json(raw, max_bytes=max_bytes, max_depth=max_depth, what="envelope")

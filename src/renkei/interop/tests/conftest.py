@@ -1,6 +1,8 @@
 import pytest
 
 from renkei.core.services import token_create
+from renkei.interop import services
+from renkei.interop.services import index_stored_objects, ingest
 
 
 @pytest.fixture
@@ -12,3 +14,26 @@ def token_of():
         return secret
 
     return create
+
+
+class RunAtOnce:
+    """Stands in for a task: `enqueue` runs its function straight away."""
+
+    def __init__(self, function):
+        self.function = function
+
+    def enqueue(self, **arguments):
+        return self.function(**arguments)
+
+
+@pytest.fixture
+def ingest_indexed(django_capture_on_commit_callbacks, monkeypatch):
+    """`ingest`, with the correlation indexing it queues on commit run at once instead of by a
+    worker (test_feeds.py runs the real queue and worker)."""
+    monkeypatch.setattr(services, "stix_sightings_index", RunAtOnce(index_stored_objects))
+
+    def run(collection, objects, **options):
+        with django_capture_on_commit_callbacks(execute=True):
+            return ingest(collection, objects, **options)
+
+    return run

@@ -44,11 +44,12 @@ def test_the_observables_a_stix_object_states(obj, expected):
     assert stix_observables(obj) == expected
 
 
-def test_imported_indicators_correlate_with_reports_as_far_as_each_reader_may_see(community):
+def test_imported_indicators_correlate_with_reports_as_far_as_each_reader_may_see(community, ingest_indexed):
     report = report_for(community.hospital_reporter, observables=[("ipv4-addr", "198.51.100.5")])
-    ingest(
-        submissions_collection(community.bank_a), [indicator(5), indicator(6)], user=community.bank_a_reporter
-    )
+    own = submissions_collection(community.bank_a)
+    ingest(own, [indicator(7)], user=community.bank_a_reporter)
+    assert correlate("ipv4-addr", "198.51.100.7") == []  # indexed once the import has committed
+    ingest_indexed(own, [indicator(5), indicator(6)], user=community.bank_a_reporter)
     stored = StixObject.objects.get(stix_id=indicator(5)["id"])
     assert (SourceKind.STIX, str(stored.pk)) in correlate("ipv4-addr", "198.51.100.5")
 
@@ -63,9 +64,9 @@ def test_imported_indicators_correlate_with_reports_as_far_as_each_reader_may_se
     }
 
 
-def test_a_deleted_object_stops_correlating(community, client):
+def test_a_deleted_object_stops_correlating(community, client, ingest_indexed):
     own = submissions_collection(community.bank_a)
-    ingest(own, [indicator(5)], user=community.bank_a_reporter)
+    ingest_indexed(own, [indicator(5)], user=community.bank_a_reporter)
     assert Sighting.objects.filter(source_kind=SourceKind.STIX).count() == 1
     answer = client.delete(
         f"/taxii2/api/collections/{own.pk}/objects/{indicator(5)['id']}/",

@@ -24,6 +24,8 @@ from medallion.common import get_timestamp
 from werkzeug.serving import make_server
 
 from renkei.audit.models import AuditRecord
+from renkei.correlation.choices import SourceKind
+from renkei.correlation.models import Sighting
 from renkei.interop import feeds
 from renkei.interop.feeds import (
     FeedSettings,
@@ -379,11 +381,15 @@ def test_due_feeds_are_queued_once_and_the_worker_polls_them(renkei_remote, comm
 
     assert feeds_due_enqueue() == 1
     assert feeds_due_enqueue() == 0  # queued, not yet polled: not queued twice
-    assert DBTaskResult.objects.count() == 1
+    assert DBTaskResult.objects.filter(task_path__endswith=".feed_poll_task").count() == 1
     run_worker()
     run = feed.runs.get()
     assert (run.error, run.created) == ("", 5)
     assert not switched_off.runs.exists()
+    # The poll's import queued the correlation indexing of what it stored, which the worker ran too.
+    imported = StixObject.objects.filter(collection=feed.collection).values_list("pk", flat=True)
+    indexed = Sighting.objects.filter(source_kind=SourceKind.STIX).values_list("source_id", flat=True)
+    assert {str(pk) for pk in imported} <= set(indexed)
 
 
 def test_pages_list_create_show_and_poll_for_an_administrator(renkei_remote, community):

@@ -15,7 +15,8 @@ from renkei.directory.models import User
 from renkei.directory.tests.factories import member
 from renkei.interop import services
 from renkei.interop.models import Collection, IngestStatus, StixObject
-from renkei.interop.services import ingest, submissions_collection
+from renkei.interop.services import index_stored_objects, ingest, submissions_collection
+from renkei.interop.tests.conftest import RunAtOnce
 from renkei.interop.tests.stix_objects import bundle, indicator
 from renkei.sharing.tests.access_oracle import signed_in
 from renkei.sharing.tests.factories import bearer
@@ -215,8 +216,12 @@ def test_a_ceptoar_reads_a_members_collection_only_when_chosen(community):
 
 
 @pytest.mark.django_db
-def test_the_demo_imports_sample_objects_once_and_they_correlate_with_the_demo_report():
-    call_command("demo", verbosity=0)
+def test_the_demo_imports_sample_objects_once_and_they_correlate_with_the_demo_report(
+    django_capture_on_commit_callbacks, monkeypatch
+):
+    monkeypatch.setattr(services, "stix_sightings_index", RunAtOnce(index_stored_objects))
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("demo", verbosity=0)
     stored = StixObject.objects.count()
     assert stored == 6
     call_command("demo", verbosity=0)

@@ -35,7 +35,7 @@ def test_operator_imports_a_bundle_and_the_ministry_reads_it(demo, visitor, tmp_
     expect(visitor.page.get_by_role("row", name=re.compile(broken["id"]))).to_contain_text("pattern")
 
     visitor.page.locator(
-        f"a[href='/exchange/collections/{StixObject.objects.get().collection_id}/']"
+        f"a[href='/exchange/collections/{StixObject.objects.get(stix_id=indicator(1)['id']).collection_id}/']"
     ).last.click()
     visitor.page.get_by_role("link", name="C2 server 1").click()
     visitor.checkpoint("object")

@@ -119,7 +119,7 @@ def test_report_up_question_answer_advisory_down_and_live_acknowledgement(
     expect(page.get_by_role("note", name="共有ラベル")).to_contain_text("TLP:AMBER")
     current_state = page.get_by_role("region", name="現在の状況")
     expect(current_state.get_by_text("<script>alert('x')</script>")).to_be_visible()  # shown, not run
-    expect(page.get_by_role("cell", name="203.0.113.77")).to_be_visible()
+    expect(page.get_by_role("cell", name="203.0.113.77", exact=True)).to_be_visible()
     expect(page.get_by_role("cell", name="phish.example.net")).to_be_visible()
     download_link = page.get_by_role("link", name="access.log")
     with page.expect_download() as download:

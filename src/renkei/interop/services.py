@@ -128,7 +128,7 @@ def ingest(
         )
         for (stix_id, version), obj in distinct.items()
     )
-    prepared = {"collection": collection_id, "added": _prepared("date_added", added)}
+    prepared = {"collection": collection_id}
     was_empty = not StixObject.objects.filter(collection=collection).exists()
     with connection.cursor() as cursor:
         if was_empty:
@@ -191,16 +191,18 @@ MOVE_NEW_OBJECTS_INTO_PLACE = f"""
 """  # noqa: S608 (column names from the constant above)
 
 # A write marks the newest of the versions it brings as current. Ids the collection held before may
-# have a newer version already, or an older one that is current no more.
+# have a newer version already, or an older one that is current no more. Driven from the staged ids,
+# so its cost follows the size of the write, not of the collection.
 NEWEST_OF_IDS_HELD_BEFORE = """
-    UPDATE interop_stixobject SET is_latest = (version = (
-        SELECT max(other.version) FROM interop_stixobject other
-        WHERE other.collection_id = interop_stixobject.collection_id
-          AND other.stix_id = interop_stixobject.stix_id))
-    WHERE collection_id = %(collection)s AND stix_id IN (
-        SELECT s.stix_id FROM interop_staging s
-        JOIN interop_stixobject o ON o.collection_id = %(collection)s AND o.stix_id = s.stix_id
-        WHERE o.date_added <> %(added)s)
+    UPDATE interop_stixobject AS target SET is_latest = (version = newest.newest_version)
+    FROM (
+        SELECT s.stix_id, max(held.version) AS newest_version
+        FROM interop_staging s
+        JOIN interop_stixobject held ON held.collection_id = %(collection)s AND held.stix_id = s.stix_id
+        GROUP BY s.stix_id HAVING count(*) > 1
+    ) AS newest
+    WHERE target.collection_id = %(collection)s AND target.stix_id = newest.stix_id
+      AND target.is_latest <> (target.version = newest.newest_version)
 """
 
 

@@ -622,8 +622,9 @@ class UpkeepFailed(Exception):
 
 def run_upkeep(*, now=None) -> dict[str, int]:
     """Both reminder runs, the purge of expired idempotency keys and queueing the TAXII feeds that are
-    due, as `renkei sharing remind` and `renkei up` do them. Each step runs even when another fails (a mail server down must not stop
-    the rest); returns what each did, or raises UpkeepFailed after all have run."""
+    due, as `renkei sharing remind` and `renkei up` do them. Each step runs even when another fails
+    (a mail server down must not stop the rest); returns what each did, or raises UpkeepFailed after
+    all have run."""
     from renkei.interop.feeds import feeds_due_enqueue  # interop builds on sharing, not the reverse
 
     steps = {

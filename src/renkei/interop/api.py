@@ -15,7 +15,7 @@ from renkei.core.schemas import ProblemOut
 from renkei.interop.misp_import import import_misp_event
 from renkei.interop.models import Collection, IngestStatus
 from renkei.interop.schemas import CollectionOut, IngestStatusOut
-from renkei.interop.services import MAX_BUNDLE_BYTES, import_bundle
+from renkei.interop.services import MAX_BUNDLE_BYTES, import_bundle, writable_collection_ids
 from renkei.interop.stix_validation import BundleRejected
 
 router = Router(tags=["interoperability"])
@@ -45,9 +45,7 @@ def collection_out(collection: Collection, writable: set) -> dict:
 def collection_list(request: HttpRequest):
     """The collections you may read, which TAXII serves at /taxii2/api/collections/."""
     readable = restrict(Collection.objects.select_related("owner"), request.user).order_by("created_at")
-    writable = set(
-        restrict(Collection.objects.all(), request.user, Action.CHANGE).values_list("pk", flat=True)
-    )
+    writable = writable_collection_ids(request.user)
     return [collection_out(item, writable) for item in readable]
 
 

@@ -18,7 +18,9 @@ from django.utils.translation import gettext as _
 
 from renkei.audit.models import AuditAction
 from renkei.audit.services import audit_write, snapshot
+from renkei.core.access import restrict
 from renkei.core.bulk import load_rows, staging_table
+from renkei.core.choices import Action
 from renkei.correlation.choices import SourceKind
 from renkei.correlation.services import index_many_sightings
 from renkei.directory.models import Organization, User
@@ -44,6 +46,11 @@ class Failure:
     stix_id: str | None
     version: str | None
     message: str
+
+
+def writable_collection_ids(user) -> set:
+    """The collections `user` may add objects to (which they may all read too)."""
+    return set(restrict(Collection.objects.all(), user, Action.CHANGE).values_list("pk", flat=True))
 
 
 def submissions_collection(organization: Organization) -> Collection:

@@ -37,7 +37,7 @@ from renkei.interop.advisory_collection import (
     visible_advisories,
 )
 from renkei.interop.models import Collection, IngestStatus, StixObject
-from renkei.interop.services import MAX_BUNDLE_BYTES, Failure, ingest
+from renkei.interop.services import MAX_BUNDLE_BYTES, Failure, ingest, writable_collection_ids
 from renkei.interop.stix_validation import BundleRejected, parse_envelope
 
 TAXII_MEDIA_TYPE = "application/taxii+json;version=2.1"
@@ -171,14 +171,10 @@ def _collection_resource(collection: Collection, writable: set) -> dict:
     }
 
 
-def _writable(request: HttpRequest) -> set:
-    return set(restrict(Collection.objects.all(), request.user, Action.CHANGE).values_list("pk", flat=True))
-
-
 @taxii_endpoint("GET")
 def collections(request: HttpRequest):
     readable = restrict(Collection.objects.all(), request.user).order_by("created_at", "pk")
-    writable = _writable(request)
+    writable = writable_collection_ids(request.user)
     stored = [_collection_resource(item, writable) for item in readable]
     return _answer({"collections": [advisories_collection_resource(), *stored]})
 
@@ -195,7 +191,7 @@ def collection(request: HttpRequest, collection_id):
     if collection_id == ADVISORIES_COLLECTION_ID:
         return _answer(advisories_collection_resource())
     found = _collection(request, collection_id)
-    return _answer(_collection_resource(found, _writable(request)))
+    return _answer(_collection_resource(found, writable_collection_ids(request.user)))
 
 
 def _parse_timestamp(value: str, name: str) -> dt.datetime:

@@ -15,20 +15,15 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from renkei.core.access import get_restricted_or_404, restrict
-from renkei.core.choices import Action
 from renkei.correlation.choices import SourceKind
 from renkei.correlation.services import seen_elsewhere
 from renkei.interop.forms import BundleUploadForm, UploadFormat
 from renkei.interop.misp_import import import_misp_event
 from renkei.interop.models import Collection, IngestStatus, StixObject
-from renkei.interop.services import import_bundle
+from renkei.interop.services import import_bundle, writable_collection_ids
 from renkei.interop.stix_validation import BundleRejected
 
 PAGE_SIZE = 50
-
-
-def _writable_ids(user) -> set:
-    return set(restrict(Collection.objects.all(), user, Action.CHANGE).values_list("pk", flat=True))
 
 
 @login_required
@@ -36,7 +31,7 @@ def collection_list(request):
     readable = restrict(Collection.objects.select_related("owner"), request.user).order_by("created_at")
     context = {
         "collections": readable,
-        "writable": _writable_ids(request.user),
+        "writable": writable_collection_ids(request.user),
         "taxii_url": request.build_absolute_uri("/taxii2/"),
         "nav_section": "exchange",
     }
@@ -62,7 +57,7 @@ def collection_detail(request, collection_id):
         "rows": [(row, _object_name(row)) for row in page],
         "chosen_type": chosen_type,
         "query": f"type={chosen_type}" if chosen_type else "",
-        "can_write": collection.pk in _writable_ids(request.user),
+        "can_write": collection.pk in writable_collection_ids(request.user),
         "form": BundleUploadForm(),
         "nav_section": "exchange",
     }
@@ -98,7 +93,7 @@ def bundle_upload(request, collection_id):
     collection = get_restricted_or_404(
         Collection.objects.select_related("owner"), request.user, pk=collection_id
     )
-    if collection.pk not in _writable_ids(request.user):
+    if collection.pk not in writable_collection_ids(request.user):
         messages.error(request, _("You may not add objects to this collection."))
         return redirect("interop:collection_detail", collection.pk)
     form = BundleUploadForm(request.POST, request.FILES)

@@ -83,6 +83,7 @@ INSTALLED_APPS = [
     "renkei.correlation",
     "renkei.audit",
     "renkei.interop",
+    "renkei.situations",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

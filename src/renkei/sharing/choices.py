@@ -48,6 +48,7 @@ class GrantReason(models.TextChoices):
     CEPTOAR = "ceptoar", _("CEPTOAR chosen by the reporter")
     NAMED = "named", _("Named recipient")
     FORWARDED = "forwarded", _("Forwarded")
+    SITUATION = "situation", _("Joined a situation's response")
 
 
 class CommentKind(models.TextChoices):

@@ -625,13 +625,16 @@ def run_upkeep(*, now=None) -> dict[str, int]:
     due, as `renkei sharing remind` and `renkei up` do them. Each step runs even when another fails
     (a mail server down must not stop the rest); returns what each did, or raises UpkeepFailed after
     all have run."""
-    from renkei.interop.feeds import feeds_due_enqueue  # interop builds on sharing, not the reverse
+    # interop and situations build on sharing, not the reverse
+    from renkei.interop.feeds import feeds_due_enqueue
+    from renkei.situations.services import evaluate_schedule
 
     steps = {
         "deadline_reminders": remind_deadlines,
         "acknowledgement_reminders": remind_acknowledgements,
         "idempotency_keys_purged": idempotency_keys_purge,
         "feeds_queued": lambda now: feeds_due_enqueue(),
+        "situation_proposals_opened": evaluate_schedule,
     }
     done: dict[str, int] = {}
     failed: list[str] = []

@@ -66,6 +66,7 @@ from renkei.sharing.models import (
     ReportVersion,
 )
 from renkei.sharing.observables import normalize_observable
+from renkei.sharing.signals import report_changed
 from renkei.sharing.tasks import advisory_fan_out, report_notify
 
 REFERENCE_DATA = Path(__file__).parent / "referencedata" / "sharing.json"
@@ -444,6 +445,7 @@ def report_submit(*, reporter: User, organization: Organization, data: ReportInp
         actor=reporter, action=AuditAction.CREATE, obj=report, after=snapshot(report, just_created=True)
     )
     _notify_report(report, "submitted")
+    report_changed.send(sender=Report, report=report, event="submitted")
     return report
 
 
@@ -493,6 +495,7 @@ def report_update(
     report.save()
     audit_write(actor=author, action=AuditAction.UPDATE, obj=report, before=before, after=snapshot(report))
     _notify_report(report, "updated")
+    report_changed.send(sender=Report, report=report, event="updated")
     return version
 
 
@@ -752,6 +755,7 @@ def report_reclassify(
     report.cause = cause
     report.save(update_fields=["cause", "updated_at"])
     audit_write(actor=actor, action=AuditAction.UPDATE, obj=report, before=before, after=snapshot(report))
+    report_changed.send(sender=Report, report=report, event="reclassified")
     return classification
 
 

@@ -240,6 +240,7 @@ def test_remind_command_runs_both_reminders(community, inbox):
         "acknowledgement_reminders": 0,
         "idempotency_keys_purged": 0,
         "feeds_queued": 0,
+        "situation_proposals_opened": 0,
     }
     assert inbox.deliveries == []
 
@@ -263,6 +264,7 @@ def test_remind_needs_no_mail_server_when_nothing_is_due(community, mail_server_
         "acknowledgement_reminders": 0,
         "idempotency_keys_purged": 0,
         "feeds_queued": 0,
+        "situation_proposals_opened": 0,
     }
 
 
@@ -276,6 +278,7 @@ def test_a_mail_server_down_fails_the_deadline_step_but_not_the_others(community
         "acknowledgement_reminders": 0,
         "idempotency_keys_purged": 0,
         "feeds_queued": 0,
+        "situation_proposals_opened": 0,
         "failed": ["deadline_reminders"],
     }
     assert not report.notifications.exists(), "an unsent reminder is not logged, so it is retried"

@@ -60,13 +60,15 @@ class Command(BaseCommand):
             self.stdout.write(
                 _(
                     "Deadline reminders sent: %(deadline)d. Advisories reminded to acknowledge: %(ack)d. "
-                    "Expired idempotency keys removed: %(keys)d. TAXII feeds queued for a poll: %(feeds)d."
+                    "Expired idempotency keys removed: %(keys)d. TAXII feeds queued for a poll: %(feeds)d. "
+                    "Situation proposals opened: %(proposals)d."
                 )
                 % {
                     "deadline": done["deadline_reminders"],
                     "ack": done["acknowledgement_reminders"],
                     "keys": done["idempotency_keys_purged"],
                     "feeds": done["feeds_queued"],
+                    "proposals": done["situation_proposals_opened"],
                 }
             )
         if failed:

@@ -1,0 +1,7 @@
+"""Signals for the apps that build on sharing (they may import sharing; sharing never imports them)."""
+
+from django.dispatch import Signal
+
+# Sent inside the transaction that submits, updates or reclassifies a report, with `report` and
+# `event` ("submitted", "updated", "reclassified"); receivers queue their work in that transaction.
+report_changed = Signal()

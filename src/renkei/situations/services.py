@@ -1,0 +1,711 @@
+"""Situations: proposals from the rules, two-person decisions, the response structure and its access.
+
+Every decision (declare, raise, lower, end) is asked by one national-centre coordinator and takes
+effect when a different one approves it. Taking effect brings the roster of the new level into the
+situation: organizations join, are told by an advisory they acknowledge, and receive report grants
+for the situation's reports up to the label their roster entry allows. Leaving (a lower level, the
+end) withdraws exactly the grants the situation gave.
+"""
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.core import mail
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef, Q
+from django.template.loader import render_to_string
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+from renkei.audit.models import AuditAction
+from renkei.audit.services import audit_write, snapshot
+from renkei.core.choices import Action
+from renkei.directory.choices import OrganizationType
+from renkei.directory.models import Organization, Sector, User
+from renkei.sharing.choices import TLP_ORDER, GrantReason, Severity, Tlp
+from renkei.sharing.delivery import absolute_url
+from renkei.sharing.models import Report, ReportGrant
+from renkei.sharing.services import AdvisoryInput, advisory_issue
+from renkei.situations import rules
+from renkei.situations.choices import (
+    DECISION_ROLES,
+    DecisionKind,
+    DecisionStatus,
+    LogKind,
+    ParticipantSource,
+    ProposalStatus,
+    SituationStatus,
+    SpilloverStatus,
+)
+from renkei.situations.models import (
+    AlertLevel,
+    Decision,
+    LogEntry,
+    Participant,
+    Proposal,
+    ProposalReport,
+    RecognitionRule,
+    RosterEntry,
+    SectorDependency,
+    Situation,
+    SituationGrant,
+    SituationReport,
+    SpilloverProposal,
+)
+
+REFERENCE_DATA = Path(__file__).parent / "referencedata" / "situations.json"
+# How long a joining organization has to acknowledge the notice.
+ACKNOWLEDGE_WITHIN = dt.timedelta(hours=2)
+
+
+def _check(condition: bool, message: str, code: str, field_name: str | None = None) -> None:
+    if not condition:
+        raise ValidationError(
+            {field_name: [ValidationError(message, code=code)]} if field_name else message, code=code
+        )
+
+
+# --- Reference data -----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def situations_reference_data_load(*, actor=None, path: Path = REFERENCE_DATA) -> dict[str, int]:
+    """Create the levels, rules, rosters and sector dependencies that are missing; never overwrite edits."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    created = {"alert_levels": 0, "recognition_rules": 0, "roster_entries": 0, "sector_dependencies": 0}
+    for item in data["levels"]:
+        level, new = AlertLevel.objects.get_or_create(code=item["code"], defaults=item)
+        if new:
+            audit_write(actor=actor, action=AuditAction.CREATE, obj=level, after=snapshot(level))
+            created["alert_levels"] += 1
+    levels = {level.code: level for level in AlertLevel.objects.all()}
+    for item in data["rules"]:
+        values = {key: value for key, value in item.items() if key != "level"} | {
+            "level": levels[item["level"]]
+        }
+        rule, new = RecognitionRule.objects.get_or_create(code=item["code"], defaults=values)
+        if new:
+            audit_write(actor=actor, action=AuditAction.CREATE, obj=rule, after=snapshot(rule))
+            created["recognition_rules"] += 1
+    if not RosterEntry.objects.exists():  # a roster edited down to nothing stays so only if rows remain
+        for item in data["roster"]:
+            entry = RosterEntry.objects.create(
+                level=levels[item["level"]],
+                organization_type=item["organization_type"],
+                affected_sectors_only=item.get("affected_sectors_only", False),
+                max_tlp=item["max_tlp"],
+            )
+            audit_write(actor=actor, action=AuditAction.CREATE, obj=entry, after=snapshot(entry))
+            created["roster_entries"] += 1
+    sectors = {sector.code: sector for sector in Sector.objects.all()}
+    for item in data["dependencies"]:
+        if item["depended_on"] not in sectors:
+            continue
+        for dependent in item["dependents"]:
+            if dependent not in sectors:
+                continue
+            _dependency, new = SectorDependency.objects.get_or_create(
+                depended_on=sectors[item["depended_on"]],
+                dependent=sectors[dependent],
+                defaults={"strength": item["strength"], "note": item["note"]},
+            )
+            if new:
+                created["sector_dependencies"] += 1
+    return created
+
+
+# --- Rules → proposals --------------------------------------------------------------------------
+
+
+def report_changed_evaluate(sender, *, report: Report, event: str, **kwargs) -> None:
+    """Queue the rules' look at a new, updated or reclassified report, in the change's transaction."""
+    from renkei.situations.tasks import report_evaluate
+
+    report_evaluate.enqueue(report_id=str(report.pk))
+
+
+def active_rules() -> list[RecognitionRule]:
+    return list(RecognitionRule.objects.filter(active=True).select_related("level"))
+
+
+@transaction.atomic
+def propose(firing: rules.Firing) -> tuple[Proposal, bool]:
+    """The open proposal of the firing's rule, created or grown by the firing's reports; whether it
+    is new. One open proposal per rule, held by a unique index even when two workers race."""
+    rule = firing.rule
+    proposal = Proposal.objects.select_for_update().filter(rule=rule, status=ProposalStatus.OPEN).first()
+    created = proposal is None
+    if created:
+        try:
+            with transaction.atomic():
+                proposal = Proposal.objects.create(rule=rule, level=rule.level)
+        except IntegrityError:  # another worker opened it a moment ago
+            proposal = Proposal.objects.select_for_update().get(rule=rule, status=ProposalStatus.OPEN)
+            created = False
+    ProposalReport.objects.bulk_create(
+        [ProposalReport(proposal=proposal, report_id=report_id) for report_id in firing.report_ids],
+        ignore_conflicts=True,
+    )
+    proposal.sectors.add(*firing.sector_ids)
+    proposal.save(update_fields=["updated_at"])
+    if created:
+        audit_write(actor=None, action=AuditAction.CREATE, obj=proposal, after=snapshot(proposal))
+        transaction.on_commit(lambda: _tell_duty_team(proposal.pk))
+    return proposal, created
+
+
+def evaluate_report(report_id: str, *, now: dt.datetime | None = None) -> list[Proposal]:
+    """Run the active rules over one report; open or grow their proposals. Also propose the
+    spill-over warning an outage calls for. Returns the proposals touched."""
+    report = Report.objects.filter(pk=report_id).first()
+    if report is None:
+        return []
+    firings = rules.evaluate_report(report, active_rules(), at=now or timezone.now())
+    touched = [propose(firing)[0] for firing in firings]
+    spillover_propose(report)
+    return touched
+
+
+def evaluate_schedule(*, now=None) -> int:
+    """The windowed rules over their whole window (the upkeep's safety net for anything an event
+    missed, e.g. a rule switched on mid-storm). Returns the number of new proposals."""
+    firings = rules.evaluate_window(active_rules(), at=now or timezone.now())
+    return sum(propose(firing)[1] for firing in firings)
+
+
+def _national_centre_coordinators():
+    return User.objects.filter(
+        is_active=True,
+        memberships__organization__type=OrganizationType.NATIONAL_CENTER,
+        memberships__organization__active=True,
+        memberships__role__in=DECISION_ROLES,
+    ).distinct()
+
+
+def _tell_duty_team(proposal_id: int) -> int:
+    """E-mail the national centre's coordinators that a rule proposes a level (each in their language)."""
+    proposal = Proposal.objects.select_related("rule", "level").get(pk=proposal_id)
+    messages = []
+    for person in _national_centre_coordinators().exclude(email=""):
+        with translation.override(person.language or settings.LANGUAGE_CODE):
+            context = {
+                "proposal": proposal,
+                "url": absolute_url("proposal_detail", proposal.pk, namespace="situations"),
+            }
+            subject = " ".join(render_to_string("situations/email/proposal_subject.txt", context).split())
+            body = render_to_string("situations/email/proposal_body.txt", context)
+        messages.append(mail.EmailMessage(subject, body, settings.DEFAULT_FROM_EMAIL, [person.email]))
+    if not messages:
+        return 0
+    with mail.get_connection() as connection:
+        return connection.send_messages(messages)
+
+
+# --- Decisions ------------------------------------------------------------------------------------
+
+
+def _check_decider(actor: User) -> None:
+    _check(
+        actor.memberships.filter(
+            organization__type=OrganizationType.NATIONAL_CENTER,
+            organization__active=True,
+            role__in=DECISION_ROLES,
+        ).exists(),
+        _("Only the national centre's coordinators decide on situations."),
+        "not_decider",
+    )
+
+
+def _national_centre(actor: User) -> Organization:
+    return Organization.objects.get(
+        type=OrganizationType.NATIONAL_CENTER,
+        active=True,
+        memberships__user=actor,
+        memberships__role__in=DECISION_ROLES,
+    )
+
+
+@dataclass
+class Declaration:
+    title: str
+    reason: str
+    level: AlertLevel
+    nationwide: bool = True
+    sectors: tuple = ()
+
+
+@transaction.atomic
+def situation_declare(*, actor: User, data: Declaration, proposal: Proposal | None = None) -> Situation:
+    """Ask for a situation to be declared: it waits, `pending_approval`, for a second coordinator."""
+    _check_decider(actor)
+    title, reason = (data.title or "").strip(), (data.reason or "").strip()
+    _check(bool(title), _("A title is required."), "title", "title")
+    _check(len(title) <= 200, _("The title is longer than 200 characters."), "title", "title")
+    _check(bool(reason), _("Give the reason for the decision."), "reason", "reason")
+    sectors = list(data.sectors)
+    _check(
+        data.nationwide or bool(sectors),
+        _("A situation is nationwide or names the sectors it covers."),
+        "sectors",
+        "sectors",
+    )
+    if proposal is not None:
+        proposal = Proposal.objects.select_for_update().get(pk=proposal.pk)
+        _check(
+            proposal.status == ProposalStatus.OPEN,
+            _("This proposal was already decided."),
+            "proposal_decided",
+        )
+    situation = Situation.objects.create(
+        title=title, level=data.level, nationwide=data.nationwide, proposal=proposal, declared_by=actor
+    )
+    situation.sectors.set([] if data.nationwide else sectors)
+    if proposal is not None:
+        SituationReport.objects.bulk_create(
+            SituationReport(situation=situation, report_id=link.report_id, added_by=actor)
+            for link in proposal.report_links.all()
+        )
+        proposal.status = ProposalStatus.DECLARED
+        proposal.decided_by, proposal.decided_at, proposal.decision_reason = actor, timezone.now(), reason
+        proposal.save()
+    Decision.objects.create(
+        situation=situation, kind=DecisionKind.DECLARE, level=data.level, reason=reason, requested_by=actor
+    )
+    audit_write(actor=actor, action=AuditAction.CREATE, obj=situation, after=snapshot(situation))
+    return situation
+
+
+@transaction.atomic
+def proposal_dismiss(*, actor: User, proposal: Proposal, reason: str) -> Proposal:
+    """Decide that a proposal calls for no situation; its reports will not propose this rule again."""
+    _check_decider(actor)
+    _check(bool((reason or "").strip()), _("Give the reason for the decision."), "reason", "reason")
+    proposal = Proposal.objects.select_for_update().get(pk=proposal.pk)
+    _check(
+        proposal.status == ProposalStatus.OPEN, _("This proposal was already decided."), "proposal_decided"
+    )
+    before = snapshot(proposal)
+    proposal.status = ProposalStatus.DISMISSED
+    proposal.decided_by, proposal.decided_at, proposal.decision_reason = actor, timezone.now(), reason.strip()
+    proposal.save()
+    audit_write(actor=actor, action=AuditAction.UPDATE, obj=proposal, before=before, after=snapshot(proposal))
+    return proposal
+
+
+@transaction.atomic
+def decision_request(*, actor: User, situation: Situation, kind: str, reason: str, level=None) -> Decision:
+    """Ask to raise, lower or end an active situation; a second coordinator approves it."""
+    _check_decider(actor)
+    situation = Situation.objects.select_for_update().get(pk=situation.pk)
+    _check(
+        situation.status == SituationStatus.ACTIVE, _("Only an active situation can change."), "not_active"
+    )
+    _check(bool((reason or "").strip()), _("Give the reason for the decision."), "reason", "reason")
+    _check(
+        not situation.decisions.filter(status=DecisionStatus.PENDING).exists(),
+        _("A decision on this situation already awaits approval."),
+        "decision_pending",
+    )
+    if kind == DecisionKind.RAISE:
+        _check(
+            level is not None and level.rank > situation.level.rank,
+            _("Choose a higher level."),
+            "level",
+            "level",
+        )
+    elif kind == DecisionKind.LOWER:
+        _check(
+            level is not None and level.rank < situation.level.rank,
+            _("Choose a lower level."),
+            "level",
+            "level",
+        )
+    else:
+        _check(kind == DecisionKind.END, _("Unknown decision."), "kind", "kind")
+        level = None
+    decision = Decision.objects.create(
+        situation=situation, kind=kind, level=level, reason=reason.strip(), requested_by=actor
+    )
+    audit_write(actor=actor, action=AuditAction.CREATE, obj=decision, after=snapshot(decision))
+    return decision
+
+
+@transaction.atomic
+def decision_approve(*, actor: User, situation: Situation) -> Situation:
+    """Approve the decision that awaits approval; a second person, never the one who asked."""
+    _check_decider(actor)
+    situation = Situation.objects.select_for_update().select_related("level").get(pk=situation.pk)
+    decision = situation.decisions.filter(status=DecisionStatus.PENDING).first()
+    _check(decision is not None, _("Nothing on this situation awaits approval."), "nothing_pending")
+    _check(
+        decision.requested_by_id != actor.pk,
+        _("A second person must approve: you asked for this decision yourself."),
+        "same_person",
+    )
+    before = snapshot(situation)
+    now = timezone.now()
+    decision.status, decision.approved_by, decision.approved_at = DecisionStatus.APPROVED, actor, now
+    decision.save()
+    if decision.kind == DecisionKind.END:
+        situation.status, situation.ended_at = SituationStatus.ENDED, now
+        situation.save()
+        for participant in situation.participants.filter(left_at__isnull=True):
+            _leave(participant, now)
+    else:
+        if decision.kind == DecisionKind.DECLARE:
+            situation.status, situation.activated_at = SituationStatus.ACTIVE, now
+        situation.level = decision.level
+        situation.save()
+        roster_apply(situation, actor=actor, decision=decision)
+    audit_write(
+        actor=actor, action=AuditAction.UPDATE, obj=situation, before=before, after=snapshot(situation)
+    )
+    return situation
+
+
+@transaction.atomic
+def decision_withdraw(*, actor: User, situation: Situation) -> Decision:
+    """Take back a decision that still awaits approval (a declaration also closes its situation)."""
+    _check_decider(actor)
+    situation = Situation.objects.select_for_update().get(pk=situation.pk)
+    decision = situation.decisions.filter(status=DecisionStatus.PENDING).first()
+    _check(decision is not None, _("Nothing on this situation awaits approval."), "nothing_pending")
+    decision.status = DecisionStatus.WITHDRAWN
+    decision.save()
+    if decision.kind == DecisionKind.DECLARE:
+        situation.status, situation.ended_at = SituationStatus.ENDED, timezone.now()
+        situation.save()
+        if situation.proposal_id:  # its reports go back to the duty team's list
+            Proposal.objects.filter(pk=situation.proposal_id).update(status=ProposalStatus.DISMISSED)
+    audit_write(actor=actor, action=AuditAction.UPDATE, obj=decision, after=snapshot(decision))
+    return decision
+
+
+# --- The response structure ---------------------------------------------------------------------
+
+
+def _wider_of(first: str, second: str) -> str:
+    """Of two roster ceilings, the one that lets more through."""
+    return max(first, second, key=TLP_ORDER.index)
+
+
+def roster_organizations(situation: Situation) -> dict[int, str]:
+    """Organization id → the label up to which it may see reports, for the situation's level and
+    every level below it. The national centre is not listed: it sees every report already."""
+    sector_ids = set(situation.sectors.values_list("pk", flat=True))
+    wanted: dict[int, str] = {}
+    entries = RosterEntry.objects.filter(level__rank__lte=situation.level.rank)
+    for entry in entries:
+        if entry.organization_id:
+            organizations = Organization.objects.filter(pk=entry.organization_id, active=True)
+        else:
+            organizations = Organization.objects.filter(type=entry.organization_type, active=True)
+            if entry.affected_sectors_only and not situation.nationwide:
+                organizations = organizations.filter(
+                    Q(overseen_sectors__in=sector_ids) | Q(sectors__in=sector_ids)
+                ).distinct()
+        for organization_id in organizations.exclude(type=OrganizationType.NATIONAL_CENTER).values_list(
+            "pk", flat=True
+        ):
+            wanted[organization_id] = _wider_of(wanted.get(organization_id, entry.max_tlp), entry.max_tlp)
+    return wanted
+
+
+def roster_apply(situation: Situation, *, actor: User, decision: Decision | None = None) -> list[Participant]:
+    """Bring the participants in line with the roster of the situation's level: join the new ones
+    (told by an advisory they acknowledge), let go of those the level no longer calls for, and
+    grant each the situation's reports up to its ceiling. Organizations named for the situation stay."""
+    now = timezone.now()
+    wanted = roster_organizations(situation)
+    current = {p.organization_id: p for p in situation.participants.filter(left_at__isnull=True)}
+    joined = []
+    for organization_id, participant in current.items():
+        if participant.source == ParticipantSource.ROSTER and organization_id not in wanted:
+            _leave(participant, now)
+        elif (
+            participant.source == ParticipantSource.ROSTER
+            and organization_id in wanted
+            and participant.max_tlp != wanted[organization_id]
+        ):
+            participant.max_tlp = wanted[organization_id]
+            participant.save(update_fields=["max_tlp"])
+            _withdraw_grants(situation, [organization_id])
+            _grant(situation, [participant])
+    for organization_id, max_tlp in wanted.items():
+        if organization_id not in current:
+            joined.append(
+                Participant.objects.create(
+                    situation=situation,
+                    organization_id=organization_id,
+                    source=ParticipantSource.ROSTER,
+                    max_tlp=max_tlp,
+                )
+            )
+    _grant(situation, joined)
+    _send_notice(situation, actor=actor, decision=decision)
+    return joined
+
+
+@transaction.atomic
+def participant_add(
+    *, actor: User, situation: Situation, organization: Organization, max_tlp: str
+) -> Participant:
+    """Name an organization for this situation (a vendor, say) beyond the roster of its level."""
+    _check_decider(actor)
+    situation = Situation.objects.select_for_update().get(pk=situation.pk)
+    _check(
+        situation.status == SituationStatus.ACTIVE, _("Only an active situation can change."), "not_active"
+    )
+    _check(
+        max_tlp in dict(Participant._meta.get_field("max_tlp").choices),
+        _("Choose a label below TLP:RED."),
+        "max_tlp",
+        "max_tlp",
+    )
+    _check(organization.active, _("That organization is not active."), "organization", "organization")
+    _check(
+        not situation.participants.filter(organization=organization, left_at__isnull=True).exists(),
+        _("%(organization)s already takes part.") % {"organization": organization},
+        "already_joined",
+        "organization",
+    )
+    participant = Participant.objects.create(
+        situation=situation, organization=organization, source=ParticipantSource.NAMED, max_tlp=max_tlp
+    )
+    _grant(situation, [participant])
+    _send_notice(situation, actor=actor, decision=None)
+    audit_write(actor=actor, action=AuditAction.CREATE, obj=participant, after=snapshot(participant))
+    return participant
+
+
+@transaction.atomic
+def situation_add_report(*, actor: User, situation: Situation, report: Report) -> SituationReport:
+    """Put a report the coordinator can see into the situation; the participants may then see it too."""
+    _check_decider(actor)
+    situation = Situation.objects.select_for_update().get(pk=situation.pk)
+    _check(situation.status != SituationStatus.ENDED, _("This situation has ended."), "ended")
+    _check(
+        Report.objects.restrict(actor).filter(pk=report.pk).exists(), _("Unknown report."), "report", "report"
+    )
+    link, created = SituationReport.objects.get_or_create(
+        situation=situation, report=report, defaults={"added_by": actor}
+    )
+    if created and situation.status == SituationStatus.ACTIVE:
+        _grant(situation, list(situation.participants.filter(left_at__isnull=True)), reports=[report])
+    return link
+
+
+def _grant(situation: Situation, participants: list[Participant], reports=None) -> int:
+    """Report grants for `participants` on the situation's reports their ceiling allows. An
+    organization already in a report's audience keeps the grant it had; TLP:RED is never granted."""
+    if not participants:
+        return 0
+    reports = reports if reports is not None else situation.reports.all()
+    made = 0
+    for participant in participants:
+        allowed = TLP_ORDER[: TLP_ORDER.index(participant.max_tlp) + 1]
+        candidates = [report for report in reports if report.tlp in allowed and report.tlp != Tlp.RED]
+        if not candidates:
+            continue
+        held = set(
+            ReportGrant.objects.filter(
+                organization_id=participant.organization_id, report__in=candidates
+            ).values_list("report_id", flat=True)
+        )
+        new = ReportGrant.objects.bulk_create(
+            ReportGrant(
+                report=report,
+                organization_id=participant.organization_id,
+                reason=GrantReason.SITUATION,
+                report_is_red=False,
+            )
+            for report in candidates
+            if report.pk not in held
+        )
+        # A grant another situation gave stays shared: this situation holds it too.
+        shared = ReportGrant.objects.filter(
+            organization_id=participant.organization_id,
+            report__in=candidates,
+            reason=GrantReason.SITUATION,
+        ).exclude(pk__in=[grant.pk for grant in new])
+        SituationGrant.objects.bulk_create(
+            [SituationGrant(situation=situation, grant=grant) for grant in new]
+            + [SituationGrant(situation=situation, grant=grant) for grant in shared],
+            ignore_conflicts=True,
+        )
+        made += len(new)
+    return made
+
+
+def _withdraw_grants(situation: Situation, organization_ids: list[int]) -> int:
+    """Drop this situation's hold on those organizations' grants, and the grants no situation holds."""
+    SituationGrant.objects.filter(situation=situation, grant__organization_id__in=organization_ids).delete()
+    orphaned = ReportGrant.objects.filter(
+        organization_id__in=organization_ids, reason=GrantReason.SITUATION
+    ).exclude(Exists(SituationGrant.objects.filter(grant=OuterRef("pk"))))
+    deleted, _per_model = orphaned.delete()
+    return deleted
+
+
+def _leave(participant: Participant, now: dt.datetime) -> None:
+    participant.left_at = now
+    participant.save(update_fields=["left_at"])
+    _withdraw_grants(participant.situation, [participant.organization_id])
+
+
+def _send_notice(situation: Situation, *, actor: User, decision: Decision | None) -> None:
+    """One advisory to the participants not yet told at this level: every channel, acknowledged."""
+    untold = list(
+        situation.participants.filter(left_at__isnull=True, notice__isnull=True).select_related(
+            "organization"
+        )
+    )
+    if not untold:
+        return
+    with translation.override(settings.LANGUAGE_CODE):
+        title = _("%(level)s: %(title)s — your organization joins the response") % {
+            "level": situation.level,
+            "title": situation.title,
+        }
+        body = render_to_string(
+            "situations/notice_body.txt",
+            {
+                "situation": situation,
+                "decision": decision,
+                "url": absolute_url("situation_detail", situation.pk, namespace="situations"),
+            },
+        )
+    advisory = advisory_issue(
+        issuer=actor,
+        organization=_national_centre(actor),
+        data=AdvisoryInput(
+            title=title[:200],
+            body=body,
+            severity=Severity.HIGH,
+            tlp=Tlp.AMBER,
+            organizations=[participant.organization for participant in untold],
+            ack_required=True,
+            ack_due=timezone.now() + ACKNOWLEDGE_WITHIN,
+        ),
+    )
+    Participant.objects.filter(pk__in=[participant.pk for participant in untold]).update(notice=advisory)
+
+
+# --- The room -------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def log_write(*, actor: User, situation: Situation, text: str, kind: str = LogKind.NOTE) -> LogEntry:
+    """Add a note or an open question to the room's log; anyone in the room may."""
+    text = (text or "").strip()
+    _check(bool(text), _("Write something first."), "text", "text")
+    _check(len(text) <= 4000, _("A log entry is at most 4,000 characters."), "text", "text")
+    _check(kind in LogKind.values, _("Unknown kind of entry."), "kind", "kind")
+    _check(
+        Situation.objects.restrict(actor, Action.COMMENT).filter(pk=situation.pk).exists(),
+        _("Not found."),
+        "not_found",
+    )
+    _check(situation.status != SituationStatus.ENDED, _("This situation has ended."), "ended")
+    organization = (
+        Organization.objects.filter(memberships__user=actor, active=True)
+        .filter(
+            Q(type=OrganizationType.NATIONAL_CENTER)
+            | Q(pk__in=situation.participants.filter(left_at__isnull=True).values("organization_id"))
+        )
+        .first()
+    )
+    entry = LogEntry.objects.create(
+        situation=situation, kind=kind, author=actor, organization=organization, text=text
+    )
+    audit_write(actor=actor, action=AuditAction.CREATE, obj=entry, after=snapshot(entry))
+    return entry
+
+
+@transaction.atomic
+def question_answered(*, actor: User, entry: LogEntry) -> LogEntry:
+    _check(
+        LogEntry.objects.restrict(actor, Action.COMMENT).filter(pk=entry.pk).exists(),
+        _("Not found."),
+        "not_found",
+    )
+    _check(
+        entry.kind == LogKind.QUESTION and entry.answered_at is None,
+        _("This is not an open question."),
+        "not_open",
+    )
+    entry.answered_at = timezone.now()
+    entry.save(update_fields=["answered_at"])
+    return entry
+
+
+# --- Spill-over warnings ------------------------------------------------------------------------
+
+
+def spillover_propose(report: Report) -> SpilloverProposal | None:
+    """An outage in a sector others depend on: pre-fill a warning for the dependent sectors, without
+    the reporting operator's name or narrative (a coordinator reviews and sends it)."""
+    from renkei.sharing.choices import ServiceState
+    from renkei.sharing.models import ReportVersion
+
+    if SpilloverProposal.objects.filter(report=report).exists():
+        return None
+    current = ReportVersion.objects.only("service_state").get(report=report, number=report.version_count)
+    if current.service_state != ServiceState.OUTAGE:
+        return None
+    dependents = list(
+        Sector.objects.filter(dependencies__depended_on_id=report.sector_id).order_by("display_order")
+    )
+    if not dependents:
+        return None
+    with translation.override(settings.LANGUAGE_CODE):
+        context = {"sector": report.sector, "dependents": dependents, "report": report}
+        title = _("Possible spill-over: service outage in the %(sector)s sector") % {"sector": report.sector}
+        body = render_to_string("situations/spillover_body.txt", context)
+    try:
+        with transaction.atomic():
+            proposal = SpilloverProposal.objects.create(
+                report=report, source_sector=report.sector, title=title[:200], body=body
+            )
+    except IntegrityError:  # the same report evaluated twice at once
+        return None
+    proposal.dependent_sectors.set(dependents)
+    audit_write(actor=None, action=AuditAction.CREATE, obj=proposal, after=snapshot(proposal))
+    return proposal
+
+
+@transaction.atomic
+def spillover_send(
+    *, actor: User, proposal: SpilloverProposal, title: str, body: str, sectors, tlp: str = Tlp.GREEN
+) -> SpilloverProposal:
+    """Send the (reviewed) warning as an advisory from the national centre to the chosen sectors."""
+    _check_decider(actor)
+    proposal = SpilloverProposal.objects.select_for_update().get(pk=proposal.pk)
+    _check(
+        proposal.status == SpilloverStatus.OPEN, _("This proposal was already decided."), "proposal_decided"
+    )
+    advisory = advisory_issue(
+        issuer=actor,
+        organization=_national_centre(actor),
+        data=AdvisoryInput(title=title, body=body, severity=Severity.HIGH, tlp=tlp, sectors=list(sectors)),
+    )
+    proposal.status, proposal.decided_by, proposal.advisory = SpilloverStatus.SENT, actor, advisory
+    proposal.save()
+    return proposal
+
+
+@transaction.atomic
+def spillover_dismiss(*, actor: User, proposal: SpilloverProposal) -> SpilloverProposal:
+    _check_decider(actor)
+    proposal = SpilloverProposal.objects.select_for_update().get(pk=proposal.pk)
+    _check(
+        proposal.status == SpilloverStatus.OPEN, _("This proposal was already decided."), "proposal_decided"
+    )
+    proposal.status, proposal.decided_by = SpilloverStatus.DISMISSED, actor
+    proposal.save()
+    audit_write(actor=actor, action=AuditAction.UPDATE, obj=proposal, after=snapshot(proposal))
+    return proposal

@@ -1,0 +1,309 @@
+"""Situation pages: the national centre's proposals and decisions, and the situation room.
+
+Every page reads through the access function; the services refuse what a person may not decide, and
+their refusal is shown on the page that asked (with a 400, so nothing looks done).
+"""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from renkei.core.access import get_restricted_or_404, principal_for, restrict
+from renkei.core.choices import Action
+from renkei.directory.choices import OrganizationType
+from renkei.sharing.models import Report
+from renkei.sharing.views import _add_service_error
+from renkei.situations import selectors, services
+from renkei.situations.choices import DECISION_ROLES, DecisionStatus, ProposalStatus, SituationStatus
+from renkei.situations.forms import (
+    DecisionForm,
+    DeclareForm,
+    LogForm,
+    ParticipantForm,
+    ReasonForm,
+    SpilloverForm,
+)
+from renkei.situations.models import LogEntry, Proposal, Situation, SpilloverProposal
+
+
+def _decides(user) -> bool:
+    return principal_for(user).has_role(*DECISION_ROLES, org_types=(OrganizationType.NATIONAL_CENTER,))
+
+
+@login_required
+def situation_list(request):
+    situations = restrict(Situation.objects.select_related("level"), request.user)
+    context = {
+        "situations": situations,
+        "open_proposals": restrict(Proposal.objects.filter(status=ProposalStatus.OPEN), request.user).count(),
+        "is_national_centre": principal_for(request.user).is_national_center,
+        "nav_section": "situations",
+    }
+    return render(request, "situations/situation_list.html", context)
+
+
+@login_required
+def proposal_list(request):
+    proposals = restrict(Proposal.objects.select_related("rule", "level"), request.user)
+    context = {"proposals": proposals, "nav_section": "situations"}
+    return render(request, "situations/proposal_list.html", context)
+
+
+def _render_proposal(request, proposal, status=200, declare_form=None, dismiss_form=None):
+    context = {
+        "proposal": proposal,
+        "reports": restrict(proposal.reports.select_related("sector", "cause", "organization"), request.user),
+        "declare_form": declare_form
+        or DeclareForm(
+            initial={
+                "level": proposal.level,
+                "title": str(proposal.rule),
+                "nationwide": False,
+                "sectors": list(proposal.sectors.all()),
+            }
+        ),
+        "dismiss_form": dismiss_form or ReasonForm(),
+        "decides": _decides(request.user),
+        "nav_section": "situations",
+    }
+    return render(request, "situations/proposal_detail.html", context, status=status)
+
+
+@login_required
+def proposal_detail(request, pk):
+    proposal = get_restricted_or_404(Proposal.objects.select_related("rule", "level"), request.user, pk=pk)
+    return _render_proposal(request, proposal)
+
+
+@login_required
+@require_POST
+def proposal_declare(request, pk):
+    proposal = get_restricted_or_404(Proposal.objects.all(), request.user, pk=pk)
+    form = DeclareForm(request.POST)
+    if form.is_valid():
+        data = services.Declaration(**form.cleaned_data)
+        try:
+            situation = services.situation_declare(actor=request.user, data=data, proposal=proposal)
+        except ValidationError as error:
+            _add_service_error(form, error)
+        else:
+            messages.success(request, _("Declared. It takes effect when a second coordinator approves it."))
+            return redirect("situations:situation_detail", pk=situation.pk)
+    return _render_proposal(request, proposal, status=400, declare_form=form)
+
+
+@login_required
+@require_POST
+def proposal_dismiss(request, pk):
+    proposal = get_restricted_or_404(Proposal.objects.all(), request.user, pk=pk)
+    form = ReasonForm(request.POST)
+    if form.is_valid():
+        try:
+            services.proposal_dismiss(
+                actor=request.user, proposal=proposal, reason=form.cleaned_data["reason"]
+            )
+        except ValidationError as error:
+            _add_service_error(form, error)
+        else:
+            messages.success(request, _("The proposal was dismissed."))
+            return redirect("situations:proposal_list")
+    return _render_proposal(request, proposal, status=400, dismiss_form=form)
+
+
+def _room_context(request, situation) -> dict:
+    sector_map = selectors.sector_map(situation)
+    rows = -(-len(sector_map) // selectors.MAP_COLUMNS)
+    return {
+        "map_height": rows * selectors.MAP_CELL_HEIGHT,
+        "situation": situation,
+        "pending": situation.decisions.filter(status=DecisionStatus.PENDING)
+        .select_related("requested_by", "level")
+        .first(),
+        "timeline": selectors.timeline(situation, request.user),
+        "participants": selectors.participants(situation),
+        "sector_map": sector_map,
+        "questions": selectors.open_questions(situation),
+        "ended": situation.status == SituationStatus.ENDED,
+    }
+
+
+def _render_room(request, situation, status=200, **forms):
+    context = _room_context(request, situation) | {
+        "decides": _decides(request.user),
+        "decision_form": forms.get("decision_form") or DecisionForm(),
+        "log_form": forms.get("log_form") or LogForm(),
+        "participant_form": forms.get("participant_form") or ParticipantForm(),
+        "approve_form": forms.get("approve_form"),
+        "nav_section": "situations",
+    }
+    return render(request, "situations/situation_detail.html", context, status=status)
+
+
+def _visible_situation(request, pk) -> Situation:
+    return get_restricted_or_404(
+        Situation.objects.select_related("level", "declared_by"), request.user, pk=pk
+    )
+
+
+@login_required
+def situation_detail(request, pk):
+    return _render_room(request, _visible_situation(request, pk))
+
+
+@login_required
+def situation_live(request, pk):
+    """The part of the room that changes, polled by htmx so the duty team never reloads."""
+    situation = _visible_situation(request, pk)
+    return render(request, "situations/includes/room_live.html", _room_context(request, situation))
+
+
+def _room_action(request, pk, form, perform, success, form_name):
+    situation = _visible_situation(request, pk)
+    if form.is_valid():
+        try:
+            perform(situation, form.cleaned_data)
+        except ValidationError as error:
+            _add_service_error(form, error)
+        else:
+            messages.success(request, success)
+            if not restrict(Situation.objects.filter(pk=pk), request.user).exists():
+                return redirect("situations:situation_list")
+            return redirect("situations:situation_detail", pk=pk)
+    return _render_room(request, situation, status=400, **{form_name: form})
+
+
+@login_required
+@require_POST
+def situation_approve(request, pk):
+    return _room_action(
+        request,
+        pk,
+        ReasonForm({"reason": "-"}),
+        lambda situation, _data: services.decision_approve(actor=request.user, situation=situation),
+        _("Approved: the decision is in force."),
+        "approve_form",
+    )
+
+
+@login_required
+@require_POST
+def situation_withdraw(request, pk):
+    return _room_action(
+        request,
+        pk,
+        ReasonForm({"reason": "-"}),
+        lambda situation, _data: services.decision_withdraw(actor=request.user, situation=situation),
+        _("The decision was withdrawn."),
+        "approve_form",
+    )
+
+
+@login_required
+@require_POST
+def situation_decide(request, pk):
+    return _room_action(
+        request,
+        pk,
+        DecisionForm(request.POST),
+        lambda situation, data: services.decision_request(actor=request.user, situation=situation, **data),
+        _("Asked. It takes effect when a second coordinator approves it."),
+        "decision_form",
+    )
+
+
+@login_required
+@require_POST
+def situation_log(request, pk):
+    return _room_action(
+        request,
+        pk,
+        LogForm(request.POST),
+        lambda situation, data: services.log_write(actor=request.user, situation=situation, **data),
+        _("Added to the log."),
+        "log_form",
+    )
+
+
+@login_required
+@require_POST
+def question_answered(request, pk, entry_pk):
+    entry = get_restricted_or_404(
+        LogEntry.objects.all(), request.user, Action.COMMENT, pk=entry_pk, situation_id=pk
+    )
+    try:
+        services.question_answered(actor=request.user, entry=entry)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    return redirect("situations:situation_detail", pk=pk)
+
+
+@login_required
+@require_POST
+def participant_add(request, pk):
+    return _room_action(
+        request,
+        pk,
+        ParticipantForm(request.POST),
+        lambda situation, data: services.participant_add(actor=request.user, situation=situation, **data),
+        _("The organization joins the response and is told so."),
+        "participant_form",
+    )
+
+
+@login_required
+def spillover_list(request):
+    proposals = restrict(SpilloverProposal.objects.select_related("source_sector", "report"), request.user)
+    return render(
+        request, "situations/spillover_list.html", {"proposals": proposals, "nav_section": "situations"}
+    )
+
+
+@login_required
+def spillover_detail(request, pk):
+    proposal = get_restricted_or_404(
+        SpilloverProposal.objects.select_related("source_sector"), request.user, pk=pk
+    )
+    if request.method == "POST":
+        form = SpilloverForm(request.POST)
+        if form.is_valid():
+            try:
+                services.spillover_send(actor=request.user, proposal=proposal, **form.cleaned_data)
+            except ValidationError as error:
+                _add_service_error(form, error)
+            else:
+                messages.success(request, _("The warning was sent to the dependent sectors."))
+                return redirect("situations:spillover_list")
+        status = 400
+    else:
+        form = SpilloverForm(
+            initial={
+                "title": proposal.title,
+                "body": proposal.body,
+                "sectors": list(proposal.dependent_sectors.all()),
+            }
+        )
+        status = 200
+    context = {
+        "proposal": proposal,
+        "form": form,
+        "report_visible": Report.objects.restrict(request.user).filter(pk=proposal.report_id).exists(),
+        "decides": _decides(request.user),
+        "nav_section": "situations",
+    }
+    return render(request, "situations/spillover_detail.html", context, status=status)
+
+
+@login_required
+@require_POST
+def spillover_dismiss(request, pk):
+    proposal = get_restricted_or_404(SpilloverProposal.objects.all(), request.user, pk=pk)
+    try:
+        services.spillover_dismiss(actor=request.user, proposal=proposal)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return redirect("situations:spillover_detail", pk=pk)
+    messages.success(request, _("The proposal was dismissed."))
+    return redirect("situations:spillover_list")

@@ -31,6 +31,7 @@ from renkei.core.problems import (
 from renkei.directory.api import router as directory_router
 from renkei.interop.api import router as interop_router
 from renkei.sharing.api import router as sharing_router
+from renkei.situations.api import router as situations_router
 
 # The committed OpenAPI document; a test fails when the live schema differs, so API changes are deliberate.
 OPENAPI_SNAPSHOT = Path(__file__).parent / "core" / "tests" / "openapi.snapshot.json"
@@ -173,6 +174,7 @@ api.add_router("", core_router)
 api.add_router("", directory_router)
 api.add_router("", sharing_router)
 api.add_router("", interop_router)
+api.add_router("", situations_router)
 
 
 def openapi_document() -> str:

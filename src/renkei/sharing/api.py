@@ -232,14 +232,15 @@ def _attachments(request: HttpRequest) -> list[AttachmentInput]:
 
 
 @contextlib.contextmanager
-def _service_errors(rename: dict[str, str] | None = None):
+def service_errors(rename: dict[str, str] | None = None, forbidden: frozenset | set = FORBIDDEN_CODES):
     """A service's refusal as the API answers it: 403 when the caller may see the object but not do
-    this, otherwise 422 naming the fields (renamed to their place in the request body)."""
+    this (the `forbidden` codes), otherwise 422 naming the fields (renamed to their place in the
+    request body)."""
     try:
         yield
     except ValidationError as error:
         if not hasattr(error, "error_dict"):
-            if {e.code for e in error.error_list} & FORBIDDEN_CODES:
+            if {e.code for e in error.error_list} & forbidden:
                 raise Problem(403, " ".join(error.messages)) from None
             raise
         rename = rename or {}
@@ -615,7 +616,7 @@ def report_create(request: HttpRequest, payload: ReportIn):
         deadline_profile=profile,
         ransom_paid=payload.ransom_paid,
     )
-    with _service_errors():
+    with service_errors():
         report = services.report_submit(reporter=user, organization=organization, data=data)
     # Answered with the summary of what was just stored, which holds nothing the submitter did not
     # send: reading the whole report back doubled the cost of a submission.
@@ -732,7 +733,7 @@ def report_update(request: HttpRequest, report_id: UUID, payload: ReportUpdateIn
         affected_services=sent_or("affected_services", current.affected_services),
         ransom_paid=sent_or("ransom_paid", report.ransom_paid),
     )
-    with _service_errors():
+    with service_errors():
         services.report_update(author=user, report=report, data=data, stage=payload.stage)
     return Status(201, _report_detail(user, _reports(user).get(pk=report.pk)))
 
@@ -753,7 +754,7 @@ def report_comment_create(request: HttpRequest, report_id: UUID, payload: Commen
         parent = ReportComment.objects.filter(report=report, pk=payload.parent).first()
         if parent is None:
             raise validation_problem([invalid_param("parent", _("No such comment on this report."), "body")])
-    with _service_errors():
+    with service_errors():
         comment = services.report_comment(
             author=user, report=report, body=payload.body, kind=payload.kind, parent=parent
         )
@@ -774,7 +775,7 @@ def report_forward(request: HttpRequest, report_id: UUID, payload: ForwardIn):
     organizations = _organizations(problems, user, payload.organizations, "organizations")
     people = _people(problems, user, payload.people, "people")
     problems.raise_any()
-    with _service_errors(rename={"users": "people"}):
+    with service_errors(rename={"users": "people"}):
         grants = services.report_forward(actor=user, report=report, organizations=organizations, users=people)
     return {
         "organizations": [_org(g.organization) for g in grants if g.organization_id],
@@ -803,7 +804,7 @@ def report_link_create(request: HttpRequest, report_id: UUID, payload: LinkIn):
         raise validation_problem(
             [invalid_param("report", _("Unknown report: %(values)s") % {"values": payload.report}, "body")]
         )
-    with _service_errors(rename={"other": "report"}):
+    with service_errors(rename={"other": "report"}):
         services.report_link(actor=user, report=report, other=other)
     return _links(user, report)
 
@@ -819,7 +820,7 @@ def report_link_delete(request: HttpRequest, report_id: UUID, other_id: UUID):
     user = request.auth
     report = get_restricted_or_404(Report.objects.all(), user, Action.VIEW, pk=report_id)
     other = get_restricted_or_404(Report.objects.all(), user, Action.VIEW, pk=other_id)
-    with _service_errors():
+    with service_errors():
         services.report_unlink(actor=user, report=report, other=other)
     return _links(user, report)
 
@@ -838,7 +839,7 @@ def report_reclassify(request: HttpRequest, report_id: UUID, payload: Classifica
     problems = _Problems()
     cause = _code(problems, CauseCategory, "cause", payload.cause, _("Unknown cause category: %(code)s"))
     problems.raise_any()
-    with _service_errors():
+    with service_errors():
         classification = services.report_reclassify(actor=user, report=report, cause=cause, note=payload.note)
     return Status(201, _classification(classification))
 
@@ -855,7 +856,7 @@ def report_relabel(request: HttpRequest, report_id: UUID, payload: LabelIn):
     label to RED names the reporting chain's duty coordinators."""
     user = request.auth
     report = get_restricted_or_404(Report.objects.all(), user, Action.VIEW, pk=report_id)
-    with _service_errors():
+    with service_errors():
         report = services.report_relabel(
             actor=user, report=report, tlp=payload.tlp, source_consent=payload.source_consent
         )
@@ -1041,7 +1042,7 @@ def advisory_create(request: HttpRequest, payload: AdvisoryIn):
         observables=observables,
         attachments=_attachments(request),
     )
-    with _service_errors(rename=AUDIENCE_FIELDS):
+    with service_errors(rename=AUDIENCE_FIELDS):
         advisory = services.advisory_issue(issuer=user, organization=organization, data=data)
     advisory = _advisories(user).get(pk=advisory.pk)
     return Status(201, _advisory(advisory, _issuer_chain(user, [advisory])))
@@ -1166,7 +1167,7 @@ def advisory_ack(request: HttpRequest, advisory_id: UUID, payload: AcknowledgeIn
             raise validation_problem(
                 [invalid_param("organization", _("You are not a member of this organization."), "body")]
             )
-    with _service_errors():
+    with service_errors():
         acknowledgement = services.advisory_acknowledge(
             user=user, advisory=advisory, organization=organization
         )
@@ -1330,7 +1331,7 @@ def report_anonymized_copy_create(request: HttpRequest, report_id: UUID, payload
         people=people,
         observables=observables,
     )
-    with _service_errors(rename=ANONYMIZED_AUDIENCE_FIELDS):
+    with service_errors(rename=ANONYMIZED_AUDIENCE_FIELDS):
         copy = services.anonymized_copy_create(actor=user, source=report, data=data)
     # Answered from what was just stored: the creator need not be in the copy's audience.
     return Status(201, _anonymized(copy, {report.pk}))

@@ -1,0 +1,77 @@
+import pytest
+
+from renkei.sharing.choices import ServiceState
+from renkei.sharing.tests.test_views import signed_in
+from renkei.situations.models import AlertLevel, LogEntry, Proposal, Situation, SpilloverProposal
+from renkei.situations.tests.test_services import storm, submit
+
+pytestmark = pytest.mark.django_db
+
+
+def browser(user):
+    return signed_in(user, language="ja")
+
+
+def test_declare_approve_and_use_the_room_on_the_web(crisis):
+    c = crisis
+    storm(c)
+    proposal = Proposal.objects.get()
+    first, second = browser(c.nisc_coordinator), browser(c.nisc_coordinator_2)
+    listed = first.get("/situations/proposals/")
+    assert proposal.rule.name_ja in listed.content.decode()
+
+    refused = first.post(f"/situations/proposals/{proposal.pk}/declare/", {"title": "", "reason": ""})
+    assert refused.status_code == 400 and not Situation.objects.exists()
+
+    level = AlertLevel.objects.get(code="large_scale")
+    declared = first.post(
+        f"/situations/proposals/{proposal.pk}/declare/",
+        {"title": "同時多発攻撃", "level": level.pk, "reason": "3分野", "nationwide": "on"},
+    )
+    situation = Situation.objects.get()
+    assert declared.status_code == 302 and declared["Location"] == f"/situations/{situation.pk}/"
+
+    own = first.post(f"/situations/{situation.pk}/approve/")
+    assert own.status_code == 400
+    assert "second person" in own.content.decode() or "別の" in own.content.decode()
+    assert second.post(f"/situations/{situation.pk}/approve/").status_code == 302
+    situation.refresh_from_db()
+    assert situation.status == "active"
+
+    police = browser(c.police_officer)
+    room = police.get(f"/situations/{situation.pk}/")
+    assert room.status_code == 200
+    assert "警察庁" in room.content.decode()
+    assert 'hx-trigger="every 10s"' in room.content.decode()
+    assert (
+        police.post(
+            f"/situations/{situation.pk}/log/", {"kind": "question", "text": "被害範囲は？"}
+        ).status_code
+        == 302
+    )
+    live = police.get(f"/situations/{situation.pk}/live/")
+    assert "被害範囲は？" in live.content.decode()
+    assert LogEntry.objects.get().organization == c.police
+
+    outsider = browser(c.bank_b_reporter)
+    assert outsider.get(f"/situations/{situation.pk}/").status_code == 404
+    assert outsider.get(f"/situations/{situation.pk}/live/").status_code == 404
+    assert outsider.get(f"/situations/proposals/{proposal.pk}/").status_code == 404
+    assert outsider.post(f"/situations/{situation.pk}/log/", {"kind": "note", "text": "x"}).status_code == 404
+
+
+def test_a_coordinator_sends_the_spillover_warning(crisis):
+    c = crisis
+    submit(c.water_reporter, cause="accidental.equipment_failure", service_state=ServiceState.OUTAGE)
+    proposal = SpilloverProposal.objects.get()
+    page = browser(c.nisc_coordinator).get(f"/situations/spillover/{proposal.pk}/")
+    assert page.status_code == 200 and proposal.title in page.content.decode()
+    sectors = list(proposal.dependent_sectors.values_list("pk", flat=True))
+    sent = browser(c.nisc_coordinator).post(
+        f"/situations/spillover/{proposal.pk}/",
+        {"title": proposal.title, "body": "確認を", "sectors": sectors},
+    )
+    assert sent.status_code == 302
+    proposal.refresh_from_db()
+    assert proposal.status == "sent" and proposal.advisory.body == "確認を"
+    assert browser(c.water_reporter).get(f"/situations/spillover/{proposal.pk}/").status_code == 404

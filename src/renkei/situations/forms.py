@@ -47,3 +47,7 @@ class SpilloverForm(forms.Form):
     title = forms.CharField(label=_("Title"), max_length=200)
     body = forms.CharField(label=_("Body"), widget=forms.Textarea(attrs={"rows": 8}))
     sectors = forms.ModelMultipleChoiceField(label=_("Sectors to warn"), queryset=Sector.objects.all())
+
+
+class FindingForm(forms.Form):
+    text = forms.CharField(label=_("Finding"), max_length=4000, widget=forms.Textarea(attrs={"rows": 3}))

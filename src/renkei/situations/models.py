@@ -555,3 +555,24 @@ class SpilloverProposal(models.Model):
     @classmethod
     def access_rule(cls, principal: Principal, action: str) -> Q:
         return _national_centre_rule(principal, action)
+
+
+class Finding(models.Model):
+    """A lesson from a situation's after-action review, kept to be sent on to the plan's feedback tracker."""
+
+    situation = models.ForeignKey(
+        Situation, verbose_name=_("situation"), related_name="findings", on_delete=models.CASCADE
+    )
+    text = models.TextField(_("finding"))
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("author"), related_name="+", on_delete=models.PROTECT
+    )
+    created_at = models.DateTimeField(_("written at"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        verbose_name = _("finding")
+        verbose_name_plural = _("findings")
+
+    def __str__(self) -> str:
+        return self.text[:60]

@@ -44,6 +44,7 @@ from renkei.situations.choices import (
 from renkei.situations.models import (
     AlertLevel,
     Decision,
+    Finding,
     LogEntry,
     Participant,
     Proposal,
@@ -641,6 +642,24 @@ def question_answered(*, actor: User, entry: LogEntry) -> LogEntry:
     entry.answered_at = timezone.now()
     entry.save(update_fields=["answered_at"])
     return entry
+
+
+@transaction.atomic
+def finding_add(*, actor: User, situation: Situation, text: str) -> Finding:
+    """Record a lesson of the situation for its after-action report (the national centre's staff)."""
+    text = (text or "").strip()
+    _check(bool(text), _("Write something first."), "text", "text")
+    _check(len(text) <= 4000, _("A finding is at most 4,000 characters."), "text", "text")
+    _check(
+        actor.memberships.filter(
+            organization__type=OrganizationType.NATIONAL_CENTER, organization__active=True
+        ).exists(),
+        _("Findings are recorded by the national centre."),
+        "not_decider",
+    )
+    finding = Finding.objects.create(situation=situation, text=text, author=actor)
+    audit_write(actor=actor, action=AuditAction.CREATE, obj=finding, after=snapshot(finding))
+    return finding
 
 
 # --- Spill-over warnings ------------------------------------------------------------------------

@@ -4,10 +4,13 @@ Every page reads through the access function; the services refuse what a person 
 their refusal is shown on the page that asked (with a 400, so nothing looks done).
 """
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import translation
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -17,10 +20,13 @@ from renkei.directory.choices import OrganizationType
 from renkei.sharing.models import Report
 from renkei.sharing.views import _add_service_error
 from renkei.situations import selectors, services
+from renkei.situations.after_action import after_action_context
+from renkei.situations.after_action import after_action_pdf as after_action_pdf_bytes
 from renkei.situations.choices import DECISION_ROLES, DecisionStatus, ProposalStatus, SituationStatus
 from renkei.situations.forms import (
     DecisionForm,
     DeclareForm,
+    FindingForm,
     LogForm,
     ParticipantForm,
     ReasonForm,
@@ -251,6 +257,56 @@ def participant_add(request, pk):
         _("The organization joins the response and is told so."),
         "participant_form",
     )
+
+
+def _report_language(request) -> str:
+    """The after-action report's language: ?lang=ja or en, else the page's."""
+    chosen = request.GET.get("lang", "")
+    return chosen if chosen in dict(settings.LANGUAGES) else translation.get_language()
+
+
+def _render_after_action(request, situation, status=200, finding_form=None):
+    language = _report_language(request)
+    with translation.override(language):
+        context = after_action_context(situation, request.user)
+    context |= {
+        "language": language,
+        "finding_form": finding_form or FindingForm(),
+        "may_add_findings": principal_for(request.user).is_national_center,
+        "nav_section": "situations",
+    }
+    return render(request, "situations/after_action.html", context, status=status)
+
+
+@login_required
+def after_action(request, pk):
+    return _render_after_action(request, _visible_situation(request, pk))
+
+
+@login_required
+def after_action_pdf(request, pk):
+    situation = _visible_situation(request, pk)
+    with translation.override(_report_language(request)):
+        document = after_action_pdf_bytes(after_action_context(situation, request.user))
+    response = HttpResponse(document, content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="after-action-{situation.pk}.pdf"'
+    return response
+
+
+@login_required
+@require_POST
+def finding_add(request, pk):
+    situation = _visible_situation(request, pk)
+    form = FindingForm(request.POST)
+    if form.is_valid():
+        try:
+            services.finding_add(actor=request.user, situation=situation, text=form.cleaned_data["text"])
+        except ValidationError as error:
+            _add_service_error(form, error)
+        else:
+            messages.success(request, _("The finding was recorded."))
+            return redirect("situations:after_action", pk=pk)
+    return _render_after_action(request, situation, status=400, finding_form=form)
 
 
 @login_required

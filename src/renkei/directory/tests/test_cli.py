@@ -73,6 +73,10 @@ def test_referencedata_load_creates_the_structure_once(db):
         "organizations": len(reference["organizations"]),
         "causes": 19,
         "deadline_profiles": 3,
+        "alert_levels": 4,
+        "recognition_rules": 4,
+        "roster_entries": 9,
+        "sector_dependencies": 44,
     }
     assert Sector.objects.count() == 15
     assert Organization.objects.filter(type="ceptoar").count() == sum(
@@ -81,6 +85,7 @@ def test_referencedata_load_creates_the_structure_once(db):
 
     again = run("referencedata", "load")
     assert "0 new sectors, 0 new organizations, 0 new cause categories, 0 new deadline profiles" in again
+    assert "0 new alert levels, 0 new recognition rules, 0 new roster entries" in again
     assert Sector.objects.count() == 15
 
 

@@ -29,7 +29,9 @@ class Command(BaseCommand):
             self.stdout.write(
                 _(
                     "Reference data loaded: %(sectors)d new sectors, %(organizations)d new organizations, "
-                    "%(causes)d new cause categories, %(deadline_profiles)d new deadline profiles "
+                    "%(causes)d new cause categories, %(deadline_profiles)d new deadline profiles, "
+                    "%(alert_levels)d new alert levels, %(recognition_rules)d new recognition rules, "
+                    "%(roster_entries)d new roster entries, %(sector_dependencies)d new sector dependencies "
                     "(existing ones were left unchanged)."
                 )
                 % created

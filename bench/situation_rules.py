@@ -109,9 +109,9 @@ def fill() -> None:
                 cause_id, detected_at, impact_confidentiality, impact_integrity, impact_availability,
                 service_state, users_affected, area, affected_services, narrative)
             SELECT r.id, 1, 'initial', r.reporter_id, r.created_at, r.title, r.status, r.cause_id,
-                   r.detected_at, false, false, (hashtext(r.id::text) %% 4 = 0),
-                   CASE WHEN hashtext(r.id::text) %% 4 = 0 THEN 'outage' ELSE 'none' END,
-                   abs(hashtext(r.id::text)) %% 5000, '', '', ''
+                   r.detected_at, false, false, (hashtext(r.id::text) % 4 = 0),
+                   CASE WHEN hashtext(r.id::text) % 4 = 0 THEN 'outage' ELSE 'none' END,
+                   abs(hashtext(r.id::text)) % 5000, '', '', ''
             FROM sharing_report r
             """
         )
@@ -119,8 +119,8 @@ def fill() -> None:
         cursor.execute(
             """
             INSERT INTO sharing_observable (version_id, type, value)
-            SELECT v.id, 'ipv4-addr', '10.' || (n / 65536) || '.' || (n / 256 %% 256) || '.' || (n %% 256)
-            FROM (SELECT id, abs(hashtext(report_id::text)) %% 100000 AS n FROM sharing_reportversion) v
+            SELECT v.id, 'ipv4-addr', '10.' || (n / 65536) || '.' || (n / 256 % 256) || '.' || (n % 256)
+            FROM (SELECT id, abs(hashtext(report_id::text)) % 100000 AS n FROM sharing_reportversion) v
             """
         )
     _vacuum()

@@ -51,3 +51,12 @@ class SpilloverForm(forms.Form):
 
 class FindingForm(forms.Form):
     text = forms.CharField(label=_("Finding"), max_length=4000, widget=forms.Textarea(attrs={"rows": 3}))
+
+
+class ReplayForm(forms.Form):
+    since = forms.DateField(
+        label=_("Reports submitted since"), widget=forms.DateInput(attrs={"type": "date"})
+    )
+    until = forms.DateField(
+        label=_("until (empty: now)"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )

@@ -3,10 +3,11 @@
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from renkei.directory.models import Sector
-from renkei.sharing.models import Acknowledgement, Report
+from renkei.sharing.models import Acknowledgement, Advisory, Report
 from renkei.situations.choices import DecisionStatus, LogKind
 from renkei.situations.models import Situation
 
@@ -14,9 +15,10 @@ from renkei.situations.models import Situation
 @dataclass
 class TimelineItem:
     at: datetime
-    kind: str  # report, decision, approval, joined, left, acknowledged, note, question
+    kind: str  # report, advisory, decision, approval, joined, left, acknowledged, note, question
     text: str
     report: Report | None = None
+    advisory: Advisory | None = None
 
 
 def participants(situation: Situation) -> list[dict]:
@@ -74,6 +76,18 @@ def timeline(situation: Situation, viewer) -> list[TimelineItem]:
                 if shown
                 else _("A report from the %(sector)s sector") % {"sector": report.sector},
                 report if shown else None,
+            )
+        )
+    notices = situation.participants.exclude(notice=None).values("notice_id")
+    advisories = (
+        Advisory.objects.restrict(viewer)
+        .filter(Q(pk__in=notices) | Q(source_reports__in=situation.reports.all()))
+        .distinct()
+    )
+    for advisory in advisories.select_related("issuer"):
+        items.append(
+            TimelineItem(
+                advisory.created_at, "advisory", f"{advisory.issuer}: {advisory.title}", advisory=advisory
             )
         )
     for decision in situation.decisions.select_related("level", "requested_by", "approved_by"):

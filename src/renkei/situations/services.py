@@ -159,6 +159,18 @@ def propose(firing: rules.Firing) -> tuple[Proposal, bool]:
     return proposal, created
 
 
+@transaction.atomic
+def rule_switch(*, actor: User, rule: RecognitionRule, active: bool) -> RecognitionRule:
+    """Switch a recognition rule on or off (a national-centre coordinator's call)."""
+    _check_decider(actor)
+    rule = RecognitionRule.objects.select_for_update().get(pk=rule.pk)
+    before = snapshot(rule)
+    rule.active = active
+    rule.save(update_fields=["active", "updated_at"])
+    audit_write(actor=actor, action=AuditAction.UPDATE, obj=rule, before=before, after=snapshot(rule))
+    return rule
+
+
 def evaluate_report(report_id: str, *, now: dt.datetime | None = None) -> list[Proposal]:
     """Run the active rules over one report; open or grow their proposals. Also propose the
     spill-over warning an outage calls for. Returns the proposals touched."""

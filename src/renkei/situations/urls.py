@@ -6,6 +6,8 @@ app_name = "situations"
 
 urlpatterns = [
     path("", views.situation_list, name="situation_list"),
+    path("rules/", views.rule_list, name="rule_list"),
+    path("rules/<int:pk>/switch/", views.rule_switch, name="rule_switch"),
     path("proposals/", views.proposal_list, name="proposal_list"),
     path("proposals/<int:pk>/", views.proposal_detail, name="proposal_detail"),
     path("proposals/<int:pk>/declare/", views.proposal_declare, name="proposal_declare"),

@@ -4,13 +4,15 @@ Every page reads through the access function; the services refuse what a person 
 their refusal is shown on the page that asked (with a 400, so nothing looks done).
 """
 
+import datetime as dt
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -30,9 +32,11 @@ from renkei.situations.forms import (
     LogForm,
     ParticipantForm,
     ReasonForm,
+    ReplayForm,
     SpilloverForm,
 )
-from renkei.situations.models import LogEntry, Proposal, Situation, SpilloverProposal
+from renkei.situations.models import LogEntry, Proposal, RecognitionRule, Situation, SpilloverProposal
+from renkei.situations.rules import replay
 
 
 def _decides(user) -> bool:
@@ -49,6 +53,49 @@ def situation_list(request):
         "nav_section": "situations",
     }
     return render(request, "situations/situation_list.html", context)
+
+
+@login_required
+def rule_list(request):
+    """The rules, switched on or not, and what they would have proposed over a past period."""
+    rules = list(restrict(RecognitionRule.objects.select_related("level"), request.user))
+    form = ReplayForm(request.GET or None)
+    firings = None
+    if rules and form.is_valid():
+        since = _start_of_day(form.cleaned_data["since"])
+        until = (
+            _start_of_day(form.cleaned_data["until"] + dt.timedelta(days=1))
+            if form.cleaned_data["until"]
+            else timezone.now()
+        )
+        firings = replay(rules, since=since, until=until)
+    context = {
+        "rules": rules,
+        "form": form,
+        "firings": firings,
+        "decides": _decides(request.user),
+        "nav_section": "situations",
+    }
+    return render(request, "situations/rule_list.html", context, status=400 if form.errors else 200)
+
+
+def _start_of_day(day: dt.date) -> dt.datetime:
+    return timezone.make_aware(dt.datetime.combine(day, dt.time()))
+
+
+@login_required
+@require_POST
+def rule_switch(request, pk):
+    rule = get_restricted_or_404(RecognitionRule.objects.all(), request.user, pk=pk)
+    try:
+        rule = services.rule_switch(actor=request.user, rule=rule, active=request.POST.get("active") == "on")
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(
+            request, _("The rule is now switched on.") if rule.active else _("The rule is now switched off.")
+        )
+    return redirect("situations:rule_list")
 
 
 @login_required

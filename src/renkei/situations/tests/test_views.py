@@ -2,7 +2,14 @@ import pytest
 
 from renkei.sharing.choices import ServiceState
 from renkei.sharing.tests.test_views import signed_in
-from renkei.situations.models import AlertLevel, LogEntry, Proposal, Situation, SpilloverProposal
+from renkei.situations.models import (
+    AlertLevel,
+    LogEntry,
+    Proposal,
+    RecognitionRule,
+    Situation,
+    SpilloverProposal,
+)
 from renkei.situations.tests.test_services import storm, submit
 
 pytestmark = pytest.mark.django_db
@@ -75,3 +82,32 @@ def test_a_coordinator_sends_the_spillover_warning(crisis):
     proposal.refresh_from_db()
     assert proposal.status == "sent" and proposal.advisory.body == "確認を"
     assert browser(c.water_reporter).get(f"/situations/spillover/{proposal.pk}/").status_code == 404
+
+
+def test_rules_are_switched_and_tried_on_past_reports_by_the_national_centre(crisis):
+    c = crisis
+    storm(c)
+    coordinator = browser(c.nisc_coordinator)
+    page = coordinator.get("/situations/rules/?since=2020-01-01")
+    assert page.status_code == 200
+    assert 'data-testid="replay"' in page.content.decode()
+    outage = RecognitionRule.objects.get(code="outage-100k-users")
+    assert coordinator.post(f"/situations/rules/{outage.pk}/switch/", {"active": "on"}).status_code == 302
+    outage.refresh_from_db()
+    assert outage.active
+    coordinator.post(f"/situations/rules/{outage.pk}/switch/")
+    outage.refresh_from_db()
+    assert not outage.active
+    assert coordinator.get("/situations/rules/?since=someday").status_code == 400
+
+    analyst = browser(c.nisc_analyst)
+    assert analyst.get("/situations/rules/").status_code == 200
+    analyst.post(f"/situations/rules/{outage.pk}/switch/", {"active": "on"})
+    outage.refresh_from_db()
+    assert not outage.active, "an analyst sees the rules but does not switch them"
+    assert (
+        browser(c.fsa_coordinator)
+        .post(f"/situations/rules/{outage.pk}/switch/", {"active": "on"})
+        .status_code
+        == 404
+    )

@@ -195,6 +195,8 @@ class Report(models.Model):
         indexes = [
             models.Index(fields=["sector", "-created_at"], name="report_sector_recent_idx"),
             models.Index(fields=["status", "-created_at"], name="report_status_recent_idx"),
+            # Recognition rules count a cause's reports and sectors in a time window (situations).
+            models.Index(fields=["cause", "created_at"], include=["sector"], name="report_cause_recent_idx"),
         ]
 
     def __str__(self) -> str:

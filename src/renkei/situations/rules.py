@@ -13,12 +13,13 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from django.db.models import Q
+from django.db.models import Count, Q
 
+from renkei.core.reference_cache import cached_reference
 from renkei.sharing.choices import ServiceState
 from renkei.sharing.models import CauseCategory, Observable, Report, ReportVersion
 from renkei.situations.choices import ProposalStatus, RuleKind
-from renkei.situations.models import ProposalReport, RecognitionRule, SectorDependency
+from renkei.situations.models import Proposal, ProposalReport, RecognitionRule, SectorDependency
 
 
 @dataclass
@@ -35,131 +36,216 @@ class Firing:
 class Context:
     """What every rule of one evaluation shares, read once."""
 
-    cause_ids: dict = field(default_factory=dict)  # cause code → ids of it and its subcategories
+    cause_codes: dict | None = None  # cause id → code
     dependents: dict | None = None  # sector id → number of sectors depending on it
+    impacts: dict = field(default_factory=dict)  # report id → its current version's impact
+    observables: dict = field(default_factory=dict)  # report id → its (type, value) pairs
     # Whether reports a closed proposal carried are left out; a replay of the past counts them all.
     skip_judged: bool = True
+    decided_rules: set | None = None  # ids of rules with a decided (closed) proposal
+
+    def decided_rule_ids(self) -> set[int]:
+        if self.decided_rules is None:
+            decided = Proposal.objects.exclude(status=ProposalStatus.OPEN).values_list("rule_id", flat=True)
+            self.decided_rules = set(decided.distinct())
+        return self.decided_rules
 
     def causes(self, code: str) -> set[int]:
-        if code not in self.cause_ids:
-            self.cause_ids[code] = set(
-                CauseCategory.objects.filter(Q(code=code) | Q(code__startswith=f"{code}.")).values_list(
-                    "pk", flat=True
-                )
+        """The ids of the cause `code` and its subcategories."""
+        if self.cause_codes is None:
+            self.cause_codes = cached_reference(
+                ("situations", "cause-codes"), lambda: dict(CauseCategory.objects.values_list("pk", "code"))
             )
-        return self.cause_ids[code]
+        return {pk for pk, cause in self.cause_codes.items() if cause == code or cause.startswith(f"{code}.")}
+
+    def impact(self, report: Report) -> ReportVersion:
+        if report.pk not in self.impacts:
+            self.impacts[report.pk] = ReportVersion.objects.only(
+                "service_state", "users_affected", "impact_availability"
+            ).get(report=report, number=report.version_count)
+        return self.impacts[report.pk]
+
+    def observables_of(self, report: Report) -> set[tuple[str, str]]:
+        if report.pk not in self.observables:
+            self.observables[report.pk] = set(
+                Observable.objects.filter(version__report=report).values_list("type", "value")
+            )
+        return self.observables[report.pk]
 
     def dependent_count(self, sector_id: int) -> int:
         if self.dependents is None:
-            self.dependents = {}
-            for depended_on in SectorDependency.objects.values_list("depended_on_id", flat=True):
-                self.dependents[depended_on] = self.dependents.get(depended_on, 0) + 1
+            self.dependents = cached_reference(("situations", "dependents"), _dependent_counts)
         return self.dependents.get(sector_id, 0)
 
 
-def _window(rule: RecognitionRule, at: dt.datetime, context: Context):
-    """Reports submitted in the rule's window ending at `at`, less those a closed proposal of the
-    same rule already carried (the duty team judged those; they do not propose again)."""
+def _dependent_counts() -> dict[int, int]:
+    """Sector id → how many sectors depend on it."""
+    counts: dict[int, int] = {}
+    for depended_on in SectorDependency.objects.values_list("depended_on_id", flat=True):
+        counts[depended_on] = counts.get(depended_on, 0) + 1
+    return counts
+
+
+def _hours(rule: RecognitionRule) -> dt.timedelta:
+    return dt.timedelta(hours=rule.window_hours)
+
+
+def _judged(rules: list[RecognitionRule], since: dt.datetime, context: Context) -> dict[int, set]:
+    """Per rule, the reports since `since` that a closed proposal of it already carried: the duty
+    team judged those, and they do not propose that rule again."""
+    judged: dict[int, set] = {rule.pk: set() for rule in rules}
+    # Decided proposals are few; when there is none, nothing needs asking.
+    if context.skip_judged and context.decided_rule_ids() & set(judged):
+        links = ProposalReport.objects.filter(proposal__rule__in=rules, report__created_at__gt=since).exclude(
+            proposal__status=ProposalStatus.OPEN
+        )
+        for rule_id, report_id in links.values_list("proposal__rule_id", "report_id"):
+            judged[rule_id].add(report_id)
+    return judged
+
+
+def _causes_across_sectors(rules: list[RecognitionRule], at: dt.datetime, context: Context) -> list[Firing]:
+    """All cause rules in one statement over the widest window: per sector, each rule's filtered
+    count of reports; a rule's sectors are those with any. The rules rarely hold, so the reports
+    themselves are read only when one does."""
+    if not rules:
+        return []
+    since = at - max(_hours(rule) for rule in rules)
+    judged = _judged(rules, since, context)
+    causes = {rule.pk: context.causes(rule.cause_code) for rule in rules}
     reports = Report.objects.filter(
-        created_at__gt=at - dt.timedelta(hours=rule.window_hours), created_at__lte=at
+        created_at__gt=since, created_at__lte=at, cause_id__in=set().union(*causes.values())
     )
-    if not context.skip_judged:
-        return reports
-    judged = ProposalReport.objects.filter(proposal__rule=rule).exclude(proposal__status=ProposalStatus.OPEN)
-    return reports.exclude(pk__in=judged.values("report_id"))
+    conditions = {}
+    for rule in rules:
+        conditions[rule.pk] = Q(cause_id__in=causes[rule.pk], created_at__gt=at - _hours(rule))
+        if judged[rule.pk]:
+            conditions[rule.pk] &= ~Q(pk__in=judged[rule.pk])
+    # Counting a column of the (cause, created_at) index, which carries the sector, lets the database
+    # answer from that index alone.
+    per_sector = (
+        reports.order_by()
+        .values("sector_id")
+        .annotate(
+            **{f"reports_{pk}": Count("cause_id", filter=condition) for pk, condition in conditions.items()}
+        )
+    )
+    counts = {rule.pk: [] for rule in rules}
+    for row in per_sector:
+        for rule in rules:
+            if row[f"reports_{rule.pk}"]:
+                counts[rule.pk].append(row[f"reports_{rule.pk}"])
+    firings = []
+    for rule in rules:
+        if sum(counts[rule.pk]) >= rule.min_reports and len(counts[rule.pk]) >= rule.min_sectors:
+            rows = list(reports.filter(conditions[rule.pk]).values_list("pk", "sector_id"))
+            firings.append(Firing(rule, at, [pk for pk, _sector in rows], {sector for _pk, sector in rows}))
+    return firings
 
 
-def _cause_across_sectors(rule, at, context, report=None) -> Firing | None:
-    causes = context.causes(rule.cause_code)
-    if report is not None and report.cause_id not in causes:
-        return None
-    rows = list(_window(rule, at, context).filter(cause_id__in=causes).values_list("pk", "sector_id"))
-    sectors = {sector for _pk, sector in rows}
-    if len(rows) < rule.min_reports or len(sectors) < rule.min_sectors:
-        return None
-    return Firing(rule, at, [pk for pk, _sector in rows], sectors)
-
-
-def _shared_observable(rule, at, context, report=None) -> Firing | None:
-    if report is None:
-        candidates = Observable.objects.filter(version__report__in=_window(rule, at, context))
-    else:
-        candidates = Observable.objects.filter(version__report=report)
-    values = set(candidates.values_list("type", "value"))
-    if not values:
-        return None
+def _shared_observables(
+    rules: list[RecognitionRule], at: dt.datetime, context: Context, values
+) -> list[Firing]:
+    """All observable rules from one read of where `values` were reported in the widest window."""
+    if not rules or not values:
+        return []
+    since = at - max(_hours(rule) for rule in rules)
+    judged = _judged(rules, since, context)
     matching = Q()
     for observable_type, value in values:
         matching |= Q(type=observable_type, value=value)
-    rows = (
-        Observable.objects.filter(matching, version__report__in=_window(rule, at, context))
+    sightings = (
+        Observable.objects.filter(
+            matching, version__report__created_at__gt=since, version__report__created_at__lte=at
+        )
         .values_list(
             "type",
             "value",
             "version__report_id",
             "version__report__organization_id",
             "version__report__sector_id",
+            "version__report__created_at",
         )
         .distinct()
     )
     by_value: dict = {}
-    for observable_type, value, report_id, organization_id, sector_id in rows:
-        by_value.setdefault((observable_type, value), []).append((report_id, organization_id, sector_id))
-    firing = Firing(rule, at)
-    for sightings in by_value.values():
-        if len({organization for _report, organization, _sector in sightings}) >= rule.min_organizations:
-            firing.report_ids += [report_id for report_id, _org, _sector in sightings]
-            firing.sector_ids |= {sector for *_rest, sector in sightings}
-    firing.report_ids = list(dict.fromkeys(firing.report_ids))
-    return firing if firing.report_ids else None
+    for observable_type, value, *sighting in sightings:
+        by_value.setdefault((observable_type, value), []).append(sighting)
+    firings = []
+    for rule in rules:
+        start, firing = at - _hours(rule), Firing(rule, at)
+        for seen in by_value.values():
+            counted = [s for s in seen if s[3] > start and s[0] not in judged[rule.pk]]
+            if len({organization for _report, organization, *_rest in counted}) >= rule.min_organizations:
+                firing.report_ids += [report_id for report_id, *_rest in counted]
+                firing.sector_ids |= {sector for _report, _org, sector, _at in counted}
+        if firing.report_ids:
+            firing.report_ids = list(dict.fromkeys(firing.report_ids))
+            firings.append(firing)
+    return firings
 
 
-def _current_impact(report: Report) -> ReportVersion:
-    return ReportVersion.objects.only("service_state", "users_affected", "impact_availability").get(
-        report=report, number=report.version_count
-    )
-
-
-def _outage_users(rule, at, context, report=None) -> Firing | None:
-    if report is None:
-        return None  # decided per report, on arrival
-    impact = _current_impact(report)
+def _outage_users(rule, at, context, report) -> Firing | None:
+    impact = context.impact(report)
     if impact.service_state != ServiceState.OUTAGE or (impact.users_affected or 0) < rule.min_users:
         return None
     return Firing(rule, at, [report.pk], {report.sector_id})
 
 
-def _depended_on_sector(rule, at, context, report=None) -> Firing | None:
-    if report is None or context.dependent_count(report.sector_id) < rule.min_dependents:
+def _depended_on_sector(rule, at, context, report) -> Firing | None:
+    if context.dependent_count(report.sector_id) < rule.min_dependents:
         return None
-    impact = _current_impact(report)
+    impact = context.impact(report)
     if not impact.impact_availability and impact.service_state == ServiceState.NONE:
         return None
     return Firing(rule, at, [report.pk], {report.sector_id})
 
 
-EVALUATORS = {
-    RuleKind.CAUSE_ACROSS_SECTORS: _cause_across_sectors,
-    RuleKind.SHARED_OBSERVABLE: _shared_observable,
-    RuleKind.OUTAGE_USERS: _outage_users,
-    RuleKind.DEPENDED_ON_SECTOR: _depended_on_sector,
-}
-# Kinds whose window can be checked as a whole, on a schedule, without a report arriving.
-WINDOWED_KINDS = (RuleKind.CAUSE_ACROSS_SECTORS, RuleKind.SHARED_OBSERVABLE)
+# Kinds decided by the one report that arrived.
+PER_REPORT = {RuleKind.OUTAGE_USERS: _outage_users, RuleKind.DEPENDED_ON_SECTOR: _depended_on_sector}
 
 
-def evaluate_report(report: Report, rules: Iterable[RecognitionRule], *, at: dt.datetime) -> list[Firing]:
-    """The rules that hold at `at` now that `report` arrived (or changed)."""
-    context = Context()
-    firings = [EVALUATORS[rule.kind](rule, at, context, report) for rule in rules]
-    return [firing for firing in firings if firing is not None]
+def _of_kind(rules: Iterable[RecognitionRule], kind: str) -> list[RecognitionRule]:
+    return [rule for rule in rules if rule.kind == kind]
+
+
+def evaluate_report(
+    report: Report, rules: Iterable[RecognitionRule], *, at: dt.datetime, context: Context | None = None
+) -> list[Firing]:
+    """The rules that hold at `at` now that `report` arrived (or changed). Only the rules the report
+    itself counts for are looked at: the others cannot have started to hold."""
+    context = context or Context()
+    rules = list(rules)
+    cause_rules = [
+        rule
+        for rule in _of_kind(rules, RuleKind.CAUSE_ACROSS_SECTORS)
+        if report.cause_id in context.causes(rule.cause_code)
+    ]
+    observable_rules = _of_kind(rules, RuleKind.SHARED_OBSERVABLE)
+    firings = _causes_across_sectors(cause_rules, at, context)
+    if observable_rules:
+        firings += _shared_observables(observable_rules, at, context, context.observables_of(report))
+    for rule in rules:
+        if rule.kind in PER_REPORT and (firing := PER_REPORT[rule.kind](rule, at, context, report)):
+            firings.append(firing)
+    return firings
 
 
 def evaluate_window(rules: Iterable[RecognitionRule], *, at: dt.datetime) -> list[Firing]:
     """The windowed rules that hold at `at`, whatever arrived last (the scheduled check)."""
     context = Context()
-    firings = [EVALUATORS[rule.kind](rule, at, context) for rule in rules if rule.kind in WINDOWED_KINDS]
-    return [firing for firing in firings if firing is not None]
+    rules = list(rules)
+    firings = _causes_across_sectors(_of_kind(rules, RuleKind.CAUSE_ACROSS_SECTORS), at, context)
+    observable_rules = _of_kind(rules, RuleKind.SHARED_OBSERVABLE)
+    if observable_rules:
+        since = at - max(_hours(rule) for rule in observable_rules)
+        values = set(
+            Observable.objects.filter(
+                version__report__created_at__gt=since, version__report__created_at__lte=at
+            ).values_list("type", "value")
+        )
+        firings += _shared_observables(observable_rules, at, context, values)
+    return firings
 
 
 def replay(rules: list[RecognitionRule], *, since: dt.datetime, until: dt.datetime) -> list[Firing]:
@@ -174,10 +260,8 @@ def replay(rules: list[RecognitionRule], *, since: dt.datetime, until: dt.dateti
     context = Context(skip_judged=False)
     for report in reports.iterator(chunk_size=500):
         at = report.created_at
-        for rule in rules:
-            firing = EVALUATORS[rule.kind](rule, at, context, report)
-            if firing is None:
-                continue
+        for firing in evaluate_report(report, rules, at=at, context=context):
+            rule = firing.rule
             hold = dt.timedelta(hours=rule.window_hours or 24)
             if rule.pk in open_until and at <= open_until[rule.pk]:
                 current = next(f for f in reversed(firings) if f.rule.pk == rule.pk)
@@ -186,4 +270,6 @@ def replay(rules: list[RecognitionRule], *, since: dt.datetime, until: dt.dateti
             else:
                 firings.append(firing)
             open_until[rule.pk] = at + hold
+        context.impacts.clear()  # each report is read once; keep memory flat over a year of them
+        context.observables.clear()
     return firings

@@ -24,6 +24,7 @@ from django.utils.translation import gettext as _
 from renkei.audit.models import AuditAction
 from renkei.audit.services import audit_write, snapshot
 from renkei.core.choices import Action
+from renkei.core.reference_cache import cached_reference
 from renkei.directory.choices import OrganizationType
 from renkei.directory.models import Organization, Sector, User
 from renkei.sharing.choices import TLP_ORDER, GrantReason, Severity, Tlp
@@ -130,7 +131,12 @@ def report_changed_evaluate(sender, *, report: Report, event: str, **kwargs) -> 
 
 
 def active_rules() -> list[RecognitionRule]:
-    return list(RecognitionRule.objects.filter(active=True).select_related("level"))
+    """The rules switched on; every report reads them, so each process keeps them for up to a minute
+    (a change saved in this process is seen at once)."""
+    return cached_reference(
+        ("situations", "active-rules"),
+        lambda: list(RecognitionRule.objects.filter(active=True).select_related("level")),
+    )
 
 
 @transaction.atomic

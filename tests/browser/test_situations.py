@@ -9,11 +9,7 @@ import pytest
 from playwright.sync_api import expect
 from test_sharing import menu_link, sign_in, sign_out
 
-from renkei.directory.choices import Role
-from renkei.directory.demo import DEMO_DEVICE_NAME, DEMO_PASSWORD, DEMO_TOTP_KEY
 from renkei.directory.models import Organization, User
-from renkei.directory.services import two_factor_device_add
-from renkei.directory.tests.factories import member
 from renkei.sharing.choices import Tlp
 from renkei.sharing.tests.factories import report_for
 from renkei.situations import services
@@ -23,7 +19,7 @@ from renkei.situations.models import AlertLevel, Participant, Proposal, Situatio
 pytestmark = pytest.mark.browser
 
 FIRST_COORDINATOR = "nco-coordinator"
-SECOND_COORDINATOR = "nco-coordinator-2"  # the demo has one coordinator per organization
+SECOND_COORDINATOR = "nco-coordinator-2"  # the demo's second duty coordinator
 POLICE_OFFICER = "npa-officer"
 POLICE = "警察庁"
 SITUATION_TITLE = "重要インフラ3分野への同時多発攻撃"
@@ -33,16 +29,6 @@ STORM = {
     "medical-op1-reporter": "不審な通信の検知（医療）",
     "electricity-op1-reporter": "不審な通信の検知（電力）",
 }
-
-
-def second_coordinator() -> User:
-    """Another coordinator of the national centre, who signs in like the demo's staff do."""
-    national_centre = Organization.objects.get(name_ja="国家サイバー統括室")
-    user = member(national_centre, Role.COORDINATOR, SECOND_COORDINATOR)
-    user.set_password(DEMO_PASSWORD)
-    user.save()
-    two_factor_device_add(actor=None, user=user, key=DEMO_TOTP_KEY, name=DEMO_DEVICE_NAME)
-    return user
 
 
 def report_storm() -> list:
@@ -64,7 +50,6 @@ def main_content(visitor):
 
 def test_coordinator_declares_second_approves_and_the_police_see_the_room(demo, visitor):
     page = visitor.page
-    second_coordinator()
     storm = report_storm()
     proposal = Proposal.objects.get(status=ProposalStatus.OPEN)
     assert {report.pk for report in storm} <= set(proposal.reports.values_list("pk", flat=True))

@@ -274,12 +274,33 @@ _GIVEN_NAMES = (
 _ENGLISH_NAMES = ("Alex Moreau", "Priya Nair", "Jonas Berg", "Maria Santos", "Kwame Mensah", "Emma Lindqvist")
 
 
+# People beyond one per role: a second duty coordinator at the national centre, because situations
+# are declared by one coordinator and approved by another.
+SECOND_PEOPLE = {"nco": (Role.COORDINATOR,)}
+
+
 def demo_username(organization: DemoOrganization, role: str) -> str:
     return f"{organization.key}-{role}"
 
 
+def demo_people() -> list[tuple[DemoOrganization, str, str]]:
+    """(organization, role, username) of every demo person; the second people come last, so that
+    everyone else keeps the name they were generated with."""
+    people = [
+        (organization, role, demo_username(organization, role))
+        for organization in DEMO_ORGANIZATIONS
+        for role in Role.values
+    ]
+    people += [
+        (organization, role, f"{demo_username(organization, role)}-2")
+        for organization in DEMO_ORGANIZATIONS
+        for role in SECOND_PEOPLE.get(organization.key, ())
+    ]
+    return people
+
+
 def demo_usernames() -> list[str]:
-    return [demo_username(org, role) for org in DEMO_ORGANIZATIONS for role in Role.values]
+    return [username for _organization, _role, username in demo_people()]
 
 
 def _person_name(organization: DemoOrganization, number: int, role_index: int) -> str:
@@ -421,35 +442,32 @@ def _ensure_people(result: DemoResult) -> None:
         Membership.objects.filter(user__in=users.values()).values_list("user_id", "organization_id", "role")
     )
     with_device = set(TOTPDevice.objects.filter(user__in=users.values()).values_list("user_id", flat=True))
-    number = 0
-    for spec in DEMO_ORGANIZATIONS:
+    for number, (spec, role, username) in enumerate(demo_people(), start=1):
         organization = result.organizations[spec.key]
-        for role_index, role in enumerate(Role.values):
-            number += 1
-            username = demo_username(spec, role)
-            user = users.get(username)
-            if user is None:
-                user = user_create(
-                    actor=None,
-                    username=username,
-                    organization=organization,
-                    role=role,
-                    email=f"{username}@{spec.mail_domain}",
-                    display_name=_person_name(spec, number, role_index),
-                    language=spec.language,
-                    password_hash=password_hash,
-                    send_welcome=False,
-                )
-                result.users_created += 1
-            elif not user.is_active:
-                # An administrator switched this demo account off; the demo respects that.
-                continue
-            elif (user.pk, organization.pk, role) not in held:
-                membership_add(actor=None, user=user, organization=organization, role=role)
-                result.memberships_added += 1
-            if organization.type in TWO_FACTOR_ORGANIZATION_TYPES and user.pk not in with_device:
-                two_factor_device_add(actor=None, user=user, key=DEMO_TOTP_KEY, name=DEMO_DEVICE_NAME)
-                result.devices_created += 1
+        role_index = Role.values.index(role)
+        user = users.get(username)
+        if user is None:
+            user = user_create(
+                actor=None,
+                username=username,
+                organization=organization,
+                role=role,
+                email=f"{username}@{spec.mail_domain}",
+                display_name=_person_name(spec, number, role_index),
+                language=spec.language,
+                password_hash=password_hash,
+                send_welcome=False,
+            )
+            result.users_created += 1
+        elif not user.is_active:
+            # An administrator switched this demo account off; the demo respects that.
+            continue
+        elif (user.pk, organization.pk, role) not in held:
+            membership_add(actor=None, user=user, organization=organization, role=role)
+            result.memberships_added += 1
+        if organization.type in TWO_FACTOR_ORGANIZATION_TYPES and user.pk not in with_device:
+            two_factor_device_add(actor=None, user=user, key=DEMO_TOTP_KEY, name=DEMO_DEVICE_NAME)
+            result.devices_created += 1
 
 
 def demo_otp(username: str) -> tuple[str, int]:

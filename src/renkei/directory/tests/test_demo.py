@@ -120,9 +120,13 @@ def test_usernames_follow_the_convention_and_share_the_demo_password(demo):
         for role in Role.values:
             user = User.objects.get(username=f"{spec.key}-{role}")
             assert user.memberships.filter(organization=organization, role=role).exists()
+    second = User.objects.get(username="nco-coordinator-2")
+    assert second.memberships.get().organization.type == OrganizationType.NATIONAL_CENTER
+    assert second.display_name != User.objects.get(username="nco-coordinator").display_name
     for username in (
         "finance-op1-reporter",
         "nco-coordinator",
+        "nco-coordinator-2",
         "fsa-coordinator",
         "ceptoar-finance-banks-officer",
     ):

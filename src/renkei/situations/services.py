@@ -58,6 +58,7 @@ from renkei.situations.models import (
     SituationReport,
     SpilloverProposal,
 )
+from renkei.situations.tasks import proposal_notify, report_evaluate
 
 REFERENCE_DATA = Path(__file__).parent / "referencedata" / "situations.json"
 # How long a joining organization has to acknowledge the notice.
@@ -125,8 +126,6 @@ def situations_reference_data_load(*, actor=None, path: Path = REFERENCE_DATA) -
 
 def report_changed_evaluate(sender, *, report: Report, event: str, **kwargs) -> None:
     """Queue the rules' look at a new, updated or reclassified report, in the change's transaction."""
-    from renkei.situations.tasks import report_evaluate
-
     report_evaluate.enqueue(report_id=str(report.pk))
 
 
@@ -161,7 +160,9 @@ def propose(firing: rules.Firing) -> tuple[Proposal, bool]:
     proposal.save(update_fields=["updated_at"])
     if created:
         audit_write(actor=None, action=AuditAction.CREATE, obj=proposal, after=snapshot(proposal))
-        transaction.on_commit(lambda: _tell_duty_team(proposal.pk))
+        # Queued in this transaction, as report notifications are: the mail exists exactly when the
+        # proposal does.
+        proposal_notify.enqueue(proposal_id=proposal.pk)
     return proposal, created
 
 
@@ -205,7 +206,7 @@ def _national_centre_coordinators():
     ).distinct()
 
 
-def _tell_duty_team(proposal_id: int) -> int:
+def tell_duty_team(proposal_id: int) -> int:
     """E-mail the national centre's coordinators that a rule proposes a level (each in their language)."""
     proposal = Proposal.objects.select_related("rule", "level").get(pk=proposal_id)
     messages = []
@@ -240,11 +241,15 @@ def _check_decider(actor: User) -> None:
 
 
 def _national_centre(actor: User) -> Organization:
-    return Organization.objects.get(
-        type=OrganizationType.NATIONAL_CENTER,
-        active=True,
-        memberships__user=actor,
-        memberships__role__in=DECISION_ROLES,
+    return (
+        Organization.objects.filter(
+            type=OrganizationType.NATIONAL_CENTER,
+            active=True,
+            memberships__user=actor,
+            memberships__role__in=DECISION_ROLES,
+        )
+        .distinct()
+        .get()
     )
 
 

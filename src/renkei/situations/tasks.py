@@ -1,11 +1,20 @@
-"""The queue's entry points for situations (queued in the report change's own transaction)."""
+"""The queue's entry points for situations, queued by services.py in the change's own transaction
+(so services imports this module, and the work is looked up in services when a task runs)."""
 
 from django_tasks import task
-
-from renkei.situations import services
 
 
 @task()
 def report_evaluate(report_id: str) -> int:
     """Run the active recognition rules over a new or changed report. Returns the proposals touched."""
-    return len(services.evaluate_report(report_id))
+    from renkei.situations.services import evaluate_report
+
+    return len(evaluate_report(report_id))
+
+
+@task()
+def proposal_notify(proposal_id: int) -> int:
+    """E-mail the national centre's coordinators about a new proposal. Returns the messages sent."""
+    from renkei.situations.services import tell_duty_team
+
+    return tell_duty_team(proposal_id)

@@ -14,9 +14,10 @@ from renkei.core.access import get_restricted_or_404, restrict
 from renkei.core.schemas import ProblemOut
 from renkei.directory.models import Sector
 from renkei.sharing.api import FORBIDDEN_CODES, WRITE_ERRORS, service_errors
+from renkei.sharing.models import Report
 from renkei.situations import services
 from renkei.situations.choices import DecisionKind, DecisionStatus, ProposalStatus
-from renkei.situations.models import AlertLevel, Proposal, Situation
+from renkei.situations.models import AlertLevel, Proposal, Situation, SituationReport
 from renkei.situations.schemas import DeclareIn, LevelChangeIn, ProposalOut, ReasonIn, SituationOut
 
 router = Router(tags=["situations"])
@@ -41,9 +42,19 @@ def proposal_out(proposal: Proposal) -> dict:
     }
 
 
-def situation_out(situation: Situation, viewer) -> dict:
+def visible_report_ids(situations, viewer) -> dict[int, list]:
+    """Situation id → the ids of its reports `viewer` may see, in one query for all of them."""
+    links = SituationReport.objects.filter(
+        situation__in=situations, report__in=restrict(Report.objects.all(), viewer)
+    ).order_by("added_at", "pk")
+    visible: dict[int, list] = {}
+    for situation_id, report_id in links.values_list("situation_id", "report_id"):
+        visible.setdefault(situation_id, []).append(report_id)
+    return visible
+
+
+def situation_out(situation: Situation, report_ids: list) -> dict:
     pending = next((d for d in situation.decisions.all() if d.status == DecisionStatus.PENDING), None)
-    visible_reports = restrict(situation.reports.all(), viewer).values_list("pk", flat=True)
     return {
         "id": situation.pk,
         "title": situation.title,
@@ -52,7 +63,7 @@ def situation_out(situation: Situation, viewer) -> dict:
         "nationwide": situation.nationwide,
         "sectors": [sector.code for sector in situation.sectors.all()],
         "proposal": situation.proposal_id,
-        "report_ids": list(visible_reports),
+        "report_ids": report_ids,
         "participants": [
             {"organization": p.organization_id, "name": p.organization.name, "max_tlp": p.max_tlp}
             for p in situation.participants.all()
@@ -132,7 +143,7 @@ def proposal_declare(request: HttpRequest, proposal_id: int, payload: DeclareIn)
             sectors=sectors,
         )
         situation = services.situation_declare(actor=user, data=data, proposal=proposal)
-    return Status(201, situation_out(_situations(user).get(pk=situation.pk), user))
+    return Status(201, _one(user, situation.pk))
 
 
 def _decide(request: HttpRequest, situation_id: int, perform):
@@ -140,7 +151,12 @@ def _decide(request: HttpRequest, situation_id: int, perform):
     situation = get_restricted_or_404(Situation.objects.all(), user, pk=situation_id)
     with service_errors(forbidden=DECISION_FORBIDDEN):
         perform(user, situation)
-    return situation_out(_situations(user).get(pk=situation.pk), user)
+    return _one(user, situation.pk)
+
+
+def _one(user, situation_id: int) -> dict:
+    situation = get_restricted_or_404(_situations(user), user, pk=situation_id)
+    return situation_out(situation, visible_report_ids([situation], user).get(situation.pk, []))
 
 
 @router.post(
@@ -193,7 +209,9 @@ def situation_list(request: HttpRequest):
     """The situations you may see: all of them for the national centre, otherwise those your
     organization currently takes part in."""
     user = request.auth
-    return [situation_out(situation, user) for situation in _situations(user)]
+    situations = list(_situations(user))
+    visible = visible_report_ids(situations, user)
+    return [situation_out(situation, visible.get(situation.pk, [])) for situation in situations]
 
 
 @router.get(
@@ -201,5 +219,4 @@ def situation_list(request: HttpRequest):
 )
 def situation_detail(request: HttpRequest, situation_id: int):
     """One situation; `report_ids` lists only the reports you may see."""
-    user = request.auth
-    return situation_out(get_restricted_or_404(_situations(user), user, pk=situation_id), user)
+    return _one(request.auth, situation_id)

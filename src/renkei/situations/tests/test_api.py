@@ -3,11 +3,15 @@ import json
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from renkei.sharing.tests.factories import bearer
+from renkei.situations import services
 from renkei.situations.models import Proposal, Situation
-from renkei.situations.tests.test_services import storm
+from renkei.situations.services import Declaration, situation_declare
+from renkei.situations.tests.test_services import level, storm
 
 pytestmark = pytest.mark.django_db
 
@@ -131,3 +135,32 @@ def test_rules_test_replays_the_past_without_proposing(crisis):
     assert "intentional-3-sectors-6h" in table.getvalue()
     with pytest.raises(CommandError):
         call_command("situations", "rules", "test", "--since", "last year", stdout=io.StringIO())
+
+
+def test_the_list_costs_the_same_few_queries_for_one_situation_or_many(crisis):
+    c = crisis
+    reports = storm(c)
+
+    def declare(number):
+        situation = situation_declare(
+            actor=c.nisc_coordinator,
+            data=Declaration(title=f"事態 {number}", reason="r", level=level("large_scale")),
+        )
+        for report in reports:
+            services.situation_add_report(actor=c.nisc_coordinator, situation=situation, report=report)
+        services.decision_approve(actor=c.nisc_coordinator_2, situation=situation)
+
+    def queries_for_list():
+        client_headers = bearer(c.police_officer)
+        with CaptureQueriesContext(connection) as captured:
+            answer = Client().get("/api/v1/situations", headers=client_headers)
+        return len(captured), answer.json()
+
+    declare(1)
+    one, listed = queries_for_list()
+    assert len(listed) == 1 and len(listed[0]["report_ids"]) == 3
+    declare(2)
+    declare(3)
+    many, listed = queries_for_list()
+    assert len(listed) == 3
+    assert many == one

@@ -2,7 +2,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from renkei.directory.models import Organization, Sector
-from renkei.situations.choices import DecisionKind, LogKind
+from renkei.situations.choices import DecisionKind, LogKind, RuleKind
 from renkei.situations.models import ROSTER_LABELS, AlertLevel
 
 
@@ -60,3 +60,31 @@ class ReplayForm(forms.Form):
     until = forms.DateField(
         label=_("until (empty: now)"), required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
+
+
+class RuleForm(forms.Form):
+    """A recognition rule; which thresholds count depends on its kind (the others are ignored)."""
+
+    code = forms.SlugField(
+        label=_("Code"), max_length=64, required=False, help_text=_("Cannot change later.")
+    )
+    name_ja = forms.CharField(label=_("Name (Japanese)"), max_length=200)
+    name_en = forms.CharField(label=_("Name (English)"), max_length=200, required=False)
+    kind = forms.ChoiceField(label=_("Kind"), choices=RuleKind.choices)
+    level = forms.ModelChoiceField(label=_("Level proposed"), queryset=AlertLevel.objects.all())
+    cause_code = forms.CharField(
+        label=_("Cause code"),
+        max_length=64,
+        required=False,
+        help_text=_("For reports with a cause: e.g. intentional (its subcategories count too)."),
+    )
+    min_reports = forms.IntegerField(label=_("At least this many reports"), required=False, min_value=1)
+    min_sectors = forms.IntegerField(label=_("From at least this many sectors"), required=False, min_value=1)
+    min_organizations = forms.IntegerField(
+        label=_("From at least this many organizations"), required=False, min_value=2
+    )
+    min_users = forms.IntegerField(label=_("Affecting at least this many users"), required=False, min_value=1)
+    min_dependents = forms.IntegerField(
+        label=_("With at least this many dependent sectors"), required=False, min_value=1
+    )
+    window_hours = forms.IntegerField(label=_("Within hours"), required=False, min_value=1)

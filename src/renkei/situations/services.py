@@ -29,16 +29,18 @@ from renkei.directory.choices import OrganizationType
 from renkei.directory.models import Organization, Sector, User
 from renkei.sharing.choices import TLP_ORDER, GrantReason, Severity, Tlp
 from renkei.sharing.delivery import absolute_url
-from renkei.sharing.models import Report, ReportGrant
+from renkei.sharing.models import CauseCategory, Report, ReportGrant
 from renkei.sharing.services import AdvisoryInput, advisory_issue
 from renkei.situations import rules
 from renkei.situations.choices import (
     DECISION_ROLES,
+    RULE_PARAMETERS,
     DecisionKind,
     DecisionStatus,
     LogKind,
     ParticipantSource,
     ProposalStatus,
+    RuleKind,
     SituationStatus,
     SpilloverStatus,
 )
@@ -164,6 +166,73 @@ def propose(firing: rules.Firing) -> tuple[Proposal, bool]:
         # proposal does.
         proposal_notify.enqueue(proposal_id=proposal.pk)
     return proposal, created
+
+
+# Each threshold's smallest sensible value (a rule over one organization would not be "shared").
+THRESHOLD_MINIMUMS = {
+    "min_reports": 1,
+    "min_sectors": 1,
+    "min_organizations": 2,
+    "min_users": 1,
+    "min_dependents": 1,
+    "window_hours": 1,
+}
+
+
+@transaction.atomic
+def rule_save(*, actor: User, values: dict, rule: RecognitionRule | None = None) -> RecognitionRule:
+    """Create a rule (switched off, to be tried on past reports first) or change one. `values` holds
+    code (creation only), names, kind, level and thresholds: those the kind reads are required, the
+    others are cleared."""
+    _check_decider(actor)
+    kind = values.get("kind")
+    _check(kind in RuleKind.values, _("Unknown kind of rule."), "kind", "kind")
+    needed = RULE_PARAMETERS[kind]
+    for name in needed:
+        _check(values.get(name) not in (None, ""), _("This kind of rule needs this value."), "required", name)
+        if name in THRESHOLD_MINIMUMS:
+            _check(
+                values[name] >= THRESHOLD_MINIMUMS[name],
+                _("At least %(minimum)d.") % {"minimum": THRESHOLD_MINIMUMS[name]},
+                "minimum",
+                name,
+            )
+    if "cause_code" in needed:
+        _check(
+            CauseCategory.objects.filter(code=values["cause_code"]).exists(),
+            _("Unknown cause %(code)s.") % {"code": values["cause_code"]},
+            "cause_code",
+            "cause_code",
+        )
+    _check(
+        bool((values.get("name_ja") or "").strip()), _("A Japanese name is required."), "name_ja", "name_ja"
+    )
+    if rule is None:
+        code = values.get("code") or ""
+        _check(
+            bool(code) and not RecognitionRule.objects.filter(code=code).exists(),
+            _("Choose a code no other rule has."),
+            "code",
+            "code",
+        )
+        rule, before = RecognitionRule(code=code, active=False), None
+    else:
+        rule = RecognitionRule.objects.select_for_update().get(pk=rule.pk)
+        before = snapshot(rule)
+    rule.name_ja, rule.name_en = values["name_ja"].strip(), (values.get("name_en") or "").strip()
+    rule.kind, rule.level = kind, values["level"]
+    rule.cause_code = values["cause_code"] if "cause_code" in needed else ""
+    for name in THRESHOLD_MINIMUMS:
+        setattr(rule, name, values[name] if name in needed else None)
+    rule.save()
+    audit_write(
+        actor=actor,
+        action=AuditAction.CREATE if before is None else AuditAction.UPDATE,
+        obj=rule,
+        before=before,
+        after=snapshot(rule),
+    )
+    return rule
 
 
 @transaction.atomic

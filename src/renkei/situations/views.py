@@ -33,6 +33,7 @@ from renkei.situations.forms import (
     ParticipantForm,
     ReasonForm,
     ReplayForm,
+    RuleForm,
     SpilloverForm,
 )
 from renkei.situations.models import LogEntry, Proposal, RecognitionRule, Situation, SpilloverProposal
@@ -81,6 +82,29 @@ def rule_list(request):
 
 def _start_of_day(day: dt.date) -> dt.datetime:
     return timezone.make_aware(dt.datetime.combine(day, dt.time()))
+
+
+@login_required
+def rule_edit(request, pk=None):
+    """Create a rule (switched off until tried and switched on) or change its thresholds."""
+    rule = get_restricted_or_404(RecognitionRule.objects.all(), request.user, pk=pk) if pk else None
+    if request.method == "POST":
+        form = RuleForm(request.POST)
+        if form.is_valid():
+            try:
+                services.rule_save(actor=request.user, values=form.cleaned_data, rule=rule)
+            except ValidationError as error:
+                _add_service_error(form, error)
+            else:
+                messages.success(request, _("The rule was saved."))
+                return redirect("situations:rule_list")
+    else:
+        initial = {name: getattr(rule, name) for name in RuleForm.base_fields} if rule else {}
+        form = RuleForm(initial=initial)
+    if rule:
+        form.fields["code"].disabled = True
+    context = {"rule": rule, "form": form, "decides": _decides(request.user), "nav_section": "situations"}
+    return render(request, "situations/rule_form.html", context, status=400 if form.errors else 200)
 
 
 @login_required

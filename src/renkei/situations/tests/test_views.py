@@ -111,3 +111,68 @@ def test_rules_are_switched_and_tried_on_past_reports_by_the_national_centre(cri
         .status_code
         == 404
     )
+
+
+def test_a_coordinator_creates_a_rule_switched_off_and_changes_its_thresholds(crisis):
+    c = crisis
+    coordinator = browser(c.nisc_coordinator)
+    level = AlertLevel.objects.get(code="watch")
+    missing = coordinator.post(
+        "/situations/rules/new/",
+        {"code": "dos-2-sectors", "name_ja": "DoS 2分野", "kind": "cause_across_sectors", "level": level.pk},
+    )
+    assert missing.status_code == 400 and not RecognitionRule.objects.filter(code="dos-2-sectors").exists()
+    created = coordinator.post(
+        "/situations/rules/new/",
+        {
+            "code": "dos-2-sectors",
+            "name_ja": "DoS 2分野",
+            "kind": "cause_across_sectors",
+            "level": level.pk,
+            "cause_code": "intentional.dos",
+            "min_reports": 2,
+            "min_sectors": 2,
+            "window_hours": 3,
+            "min_users": 5,
+        },
+    )
+    assert created.status_code == 302
+    rule = RecognitionRule.objects.get(code="dos-2-sectors")
+    assert not rule.active, "a new rule is tried before it is switched on"
+    assert rule.min_users is None, "thresholds the kind does not read are cleared"
+    bad_cause = coordinator.post(
+        f"/situations/rules/{rule.pk}/",
+        {
+            "name_ja": "DoS",
+            "kind": "cause_across_sectors",
+            "level": level.pk,
+            "cause_code": "nonsense",
+            "min_reports": 2,
+            "min_sectors": 2,
+            "window_hours": 3,
+        },
+    )
+    assert bad_cause.status_code == 400
+    changed = coordinator.post(
+        f"/situations/rules/{rule.pk}/",
+        {"code": "renamed", "name_ja": "DoS", "kind": "outage_users", "level": level.pk, "min_users": 1000},
+    )
+    assert changed.status_code == 302
+    rule.refresh_from_db()
+    assert (rule.code, rule.kind, rule.min_users, rule.window_hours) == (
+        "dos-2-sectors",
+        "outage_users",
+        1000,
+        None,
+    )
+    assert (
+        browser(c.nisc_analyst)
+        .post(
+            f"/situations/rules/{rule.pk}/",
+            {"name_ja": "x", "kind": "outage_users", "level": level.pk, "min_users": 1},
+        )
+        .status_code
+        == 400
+    )
+    rule.refresh_from_db()
+    assert rule.name_ja == "DoS"

@@ -1,6 +1,7 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from renkei.directory.choices import OrganizationType
 from renkei.directory.models import Organization, Sector
 from renkei.situations.choices import DecisionKind, LogKind, RuleKind
 from renkei.situations.models import ROSTER_LABELS, AlertLevel
@@ -88,3 +89,41 @@ class RuleForm(forms.Form):
         label=_("With at least this many dependent sectors"), required=False, min_value=1
     )
     window_hours = forms.IntegerField(label=_("Within hours"), required=False, min_value=1)
+
+
+class LevelForm(forms.Form):
+    code = forms.SlugField(
+        label=_("Code"), max_length=32, required=False, help_text=_("Cannot change later.")
+    )
+    rank = forms.IntegerField(label=_("Rank"), min_value=0, help_text=_("Higher is more severe."))
+    name_ja = forms.CharField(label=_("Name (Japanese)"), max_length=100)
+    name_en = forms.CharField(label=_("Name (English)"), max_length=150, required=False)
+    colour = forms.RegexField(
+        label=_("Colour"),
+        regex=r"^#[0-9a-fA-F]{6}$",
+        initial="#888888",
+        widget=forms.TextInput(attrs={"type": "color"}),
+    )
+
+
+class RosterEntryForm(forms.Form):
+    level = forms.ModelChoiceField(label=_("From level"), queryset=AlertLevel.objects.all())
+    organization_type = forms.ChoiceField(
+        label=_("Organization type"), choices=[("", "---------"), *OrganizationType.choices], required=False
+    )
+    organization = forms.ModelChoiceField(
+        label=_("or one organization"),
+        queryset=Organization.objects.filter(active=True).order_by("name_ja"),
+        required=False,
+    )
+    affected_sectors_only = forms.BooleanField(label=_("Only those of the affected sectors"), required=False)
+    max_tlp = forms.ChoiceField(label=_("May see reports up to"), choices=ROSTER_LABELS)
+
+
+class DependencyForm(forms.Form):
+    dependent = forms.ModelChoiceField(label=_("Sector"), queryset=Sector.objects.order_by("display_order"))
+    depended_on = forms.ModelChoiceField(
+        label=_("depends on"), queryset=Sector.objects.order_by("display_order")
+    )
+    strength = forms.IntegerField(label=_("Strength (1–5)"), min_value=1, max_value=5)
+    note = forms.CharField(label=_("Note"), max_length=300, required=False)

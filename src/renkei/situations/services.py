@@ -123,6 +123,95 @@ def situations_reference_data_load(*, actor=None, path: Path = REFERENCE_DATA) -
     return created
 
 
+# --- Levels, rosters and dependencies (data the national centre keeps) --------------------------
+
+
+def _saved(actor: User, instance, before: dict | None) -> None:
+    """Save `instance` after checking its fields and constraints, and audit the change."""
+    try:
+        instance.full_clean()
+    except ValidationError as error:
+        raise ValidationError(error.message_dict) from None
+    instance.save()
+    audit_write(
+        actor=actor,
+        action=AuditAction.CREATE if before is None else AuditAction.UPDATE,
+        obj=instance,
+        before=before,
+        after=snapshot(instance),
+    )
+
+
+@transaction.atomic
+def level_save(*, actor: User, values: dict, level: AlertLevel | None = None) -> AlertLevel:
+    """Create or change an alert level (code only at creation; rank orders the levels)."""
+    _check_decider(actor)
+    before = snapshot(level) if level else None
+    level = level or AlertLevel(code=values.get("code") or "")
+    level.rank, level.colour = values["rank"], values["colour"]
+    level.name_ja, level.name_en = values["name_ja"].strip(), (values.get("name_en") or "").strip()
+    _saved(actor, level, before)
+    return level
+
+
+@transaction.atomic
+def roster_entry_add(*, actor: User, values: dict) -> RosterEntry:
+    """Add to a level's roster: an organization type (optionally only the affected sectors' ones) or
+    one organization, and the label up to which it then sees the situation's reports."""
+    _check_decider(actor)
+    _check(
+        bool(values.get("organization_type")) != bool(values.get("organization")),
+        _("Choose an organization type or one organization."),
+        "roster_target",
+    )
+    entry = RosterEntry(
+        level=values["level"],
+        organization_type=values.get("organization_type") or "",
+        organization=values.get("organization"),
+        affected_sectors_only=bool(values.get("affected_sectors_only")),
+        max_tlp=values["max_tlp"],
+    )
+    _saved(actor, entry, None)
+    return entry
+
+
+@transaction.atomic
+def roster_entry_remove(*, actor: User, entry: RosterEntry) -> None:
+    """Take an entry off the roster; situations in force keep their participants until their level changes."""
+    _check_decider(actor)
+    audit_write(actor=actor, action=AuditAction.DELETE, obj=entry, before=snapshot(entry))
+    entry.delete()
+
+
+@transaction.atomic
+def dependency_save(*, actor: User, values: dict) -> SectorDependency:
+    """Record that one sector depends on another (or change how strongly)."""
+    _check_decider(actor)
+    _check(
+        values["depended_on"] != values["dependent"],
+        _("A sector does not depend on itself."),
+        "dependency_self",
+        "dependent",
+    )
+    dependency = SectorDependency.objects.filter(
+        depended_on=values["depended_on"], dependent=values["dependent"]
+    ).first()
+    before = snapshot(dependency) if dependency else None
+    dependency = dependency or SectorDependency(
+        depended_on=values["depended_on"], dependent=values["dependent"]
+    )
+    dependency.strength, dependency.note = values["strength"], (values.get("note") or "").strip()
+    _saved(actor, dependency, before)
+    return dependency
+
+
+@transaction.atomic
+def dependency_remove(*, actor: User, dependency: SectorDependency) -> None:
+    _check_decider(actor)
+    audit_write(actor=actor, action=AuditAction.DELETE, obj=dependency, before=snapshot(dependency))
+    dependency.delete()
+
+
 # --- Rules → proposals --------------------------------------------------------------------------
 
 

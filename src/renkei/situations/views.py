@@ -10,8 +10,8 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import HttpResponse
-from django.shortcuts import redirect, render
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -28,15 +28,27 @@ from renkei.situations.choices import DECISION_ROLES, DecisionStatus, ProposalSt
 from renkei.situations.forms import (
     DecisionForm,
     DeclareForm,
+    DependencyForm,
     FindingForm,
+    LevelForm,
     LogForm,
     ParticipantForm,
     ReasonForm,
     ReplayForm,
+    RosterEntryForm,
     RuleForm,
     SpilloverForm,
 )
-from renkei.situations.models import LogEntry, Proposal, RecognitionRule, Situation, SpilloverProposal
+from renkei.situations.models import (
+    AlertLevel,
+    LogEntry,
+    Proposal,
+    RecognitionRule,
+    RosterEntry,
+    SectorDependency,
+    Situation,
+    SpilloverProposal,
+)
 from renkei.situations.rules import replay
 
 
@@ -120,6 +132,129 @@ def rule_switch(request, pk):
             request, _("The rule is now switched on.") if rule.active else _("The rule is now switched off.")
         )
     return redirect("situations:rule_list")
+
+
+def _national_centre_only(request) -> None:
+    """Levels, rosters and dependencies are the national centre's working data."""
+    if not principal_for(request.user).is_national_center:
+        raise Http404(_("Not found."))
+
+
+def _render_setup(request, status=200, **forms):
+    context = {
+        "levels": AlertLevel.objects.all(),
+        "roster": RosterEntry.objects.select_related("level", "organization"),
+        "dependencies": SectorDependency.objects.select_related("depended_on", "dependent"),
+        "level_form": forms.get("level_form") or LevelForm(),
+        "roster_form": forms.get("roster_form") or RosterEntryForm(),
+        "dependency_form": forms.get("dependency_form") or DependencyForm(),
+        "decides": _decides(request.user),
+        "nav_section": "situations",
+    }
+    return render(request, "situations/setup.html", context, status=status)
+
+
+@login_required
+def setup(request):
+    _national_centre_only(request)
+    return _render_setup(request)
+
+
+def _setup_action(request, form, perform, success: str, form_name: str, page=None):
+    if form.is_valid():
+        try:
+            perform(form.cleaned_data)
+        except ValidationError as error:
+            _add_service_error(form, error)
+        else:
+            messages.success(request, success)
+            return redirect("situations:setup")
+    if page:
+        return page(form)
+    return _render_setup(request, status=400, **{form_name: form})
+
+
+@login_required
+def level_edit(request, pk=None):
+    _national_centre_only(request)
+    level = get_object_or_404(AlertLevel, pk=pk) if pk else None
+
+    def page(form, status=400):
+        if level:
+            form.fields["code"].disabled = True
+        context = {
+            "level": level,
+            "form": form,
+            "decides": _decides(request.user),
+            "nav_section": "situations",
+        }
+        return render(request, "situations/level_form.html", context, status=status)
+
+    if request.method != "POST":
+        initial = {name: getattr(level, name) for name in LevelForm.base_fields} if level else {}
+        return page(LevelForm(initial=initial), status=200)
+    return _setup_action(
+        request,
+        LevelForm(request.POST),
+        lambda data: services.level_save(actor=request.user, values=data, level=level),
+        _("The level was saved."),
+        "level_form",
+        page=page,
+    )
+
+
+@login_required
+@require_POST
+def roster_entry_add(request):
+    _national_centre_only(request)
+    return _setup_action(
+        request,
+        RosterEntryForm(request.POST),
+        lambda data: services.roster_entry_add(actor=request.user, values=data),
+        _("Added to the roster."),
+        "roster_form",
+    )
+
+
+@login_required
+@require_POST
+def roster_entry_remove(request, pk):
+    _national_centre_only(request)
+    entry = get_object_or_404(RosterEntry, pk=pk)
+    try:
+        services.roster_entry_remove(actor=request.user, entry=entry)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, _("Taken off the roster."))
+    return redirect("situations:setup")
+
+
+@login_required
+@require_POST
+def dependency_save(request):
+    _national_centre_only(request)
+    return _setup_action(
+        request,
+        DependencyForm(request.POST),
+        lambda data: services.dependency_save(actor=request.user, values=data),
+        _("The dependency was saved."),
+        "dependency_form",
+    )
+
+
+@login_required
+@require_POST
+def dependency_remove(request, pk):
+    _national_centre_only(request)
+    dependency = get_object_or_404(SectorDependency, pk=pk)
+    try:
+        services.dependency_remove(actor=request.user, dependency=dependency)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, _("The dependency was removed."))
+    return redirect("situations:setup")
 
 
 @login_required

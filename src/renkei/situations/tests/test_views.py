@@ -1,5 +1,6 @@
 import pytest
 
+from renkei.directory.models import Sector
 from renkei.sharing.choices import ServiceState
 from renkei.sharing.tests.test_views import signed_in
 from renkei.situations.models import (
@@ -7,6 +8,8 @@ from renkei.situations.models import (
     LogEntry,
     Proposal,
     RecognitionRule,
+    RosterEntry,
+    SectorDependency,
     Situation,
     SpilloverProposal,
 )
@@ -176,3 +179,62 @@ def test_a_coordinator_creates_a_rule_switched_off_and_changes_its_thresholds(cr
     )
     rule.refresh_from_db()
     assert rule.name_ja == "DoS"
+
+
+def test_the_national_centre_keeps_levels_rosters_and_dependencies(crisis):
+    c = crisis
+    coordinator = browser(c.nisc_coordinator)
+    page = coordinator.get("/situations/setup/")
+    assert page.status_code == 200 and "大規模サイバー攻撃事態" in page.content.decode()
+    assert browser(c.fsa_coordinator).get("/situations/setup/").status_code == 404
+
+    watch = AlertLevel.objects.get(code="watch")
+    assert (
+        coordinator.post(
+            f"/situations/setup/levels/{watch.pk}/",
+            {"rank": 1, "name_ja": "注意", "name_en": "Watch", "colour": "#123456"},
+        ).status_code
+        == 302
+    )
+    watch.refresh_from_db()
+    assert watch.colour == "#123456" and watch.code == "watch"
+    clash = coordinator.post(
+        "/situations/setup/levels/", {"code": "extra", "rank": 1, "name_ja": "重複", "colour": "#000000"}
+    )
+    assert clash.status_code == 400, "two levels cannot share a rank"
+
+    both = coordinator.post(
+        "/situations/setup/roster/",
+        {"level": watch.pk, "organization_type": "vendor", "organization": c.power.pk, "max_tlp": "GREEN"},
+    )
+    assert both.status_code == 400
+    before = RosterEntry.objects.count()
+    assert (
+        coordinator.post(
+            "/situations/setup/roster/", {"level": watch.pk, "organization": c.power.pk, "max_tlp": "GREEN"}
+        ).status_code
+        == 302
+    )
+    entry = RosterEntry.objects.get(organization=c.power)
+    assert RosterEntry.objects.count() == before + 1
+    assert coordinator.post(f"/situations/setup/roster/{entry.pk}/remove/").status_code == 302
+    assert not RosterEntry.objects.filter(pk=entry.pk).exists()
+
+    water, medical = Sector.objects.get(code="water"), Sector.objects.get(code="medical")
+    assert (
+        coordinator.post(
+            "/situations/setup/dependencies/",
+            {"dependent": medical.pk, "depended_on": water.pk, "strength": 5, "note": "透析"},
+        ).status_code
+        == 302
+    )
+    assert SectorDependency.objects.get(dependent=medical, depended_on=water).strength == 5
+    itself = coordinator.post(
+        "/situations/setup/dependencies/", {"dependent": water.pk, "depended_on": water.pk, "strength": 2}
+    )
+    assert itself.status_code == 400
+    analyst = browser(c.nisc_analyst)
+    analyst.post(
+        "/situations/setup/roster/", {"level": watch.pk, "organization": c.power.pk, "max_tlp": "GREEN"}
+    )
+    assert not RosterEntry.objects.filter(organization=c.power).exists(), "analysts see, coordinators change"

@@ -337,13 +337,14 @@ def rule_switch(*, actor: User, rule: RecognitionRule, active: bool) -> Recognit
 
 
 def evaluate_report(report_id: str, *, now: dt.datetime | None = None) -> list[Proposal]:
-    """Run the active rules over one report; open or grow their proposals. Also propose the
-    spill-over warning an outage calls for. Returns the proposals touched."""
+    """Run the active rules over one report; open or grow their proposals (or feed the situation a
+    rule's proposal became). Also propose the spill-over warning an outage calls for. Returns the
+    proposals touched."""
     report = Report.objects.filter(pk=report_id).first()
     if report is None:
         return []
     firings = rules.evaluate_report(report, active_rules(), at=now or timezone.now())
-    touched = [propose(firing)[0] for firing in firings]
+    touched = [proposal for firing in firings if (proposal := _take(firing)[0]) is not None]
     spillover_propose(report)
     return touched
 
@@ -352,7 +353,32 @@ def evaluate_schedule(*, now=None) -> int:
     """The windowed rules over their whole window (the upkeep's safety net for anything an event
     missed, e.g. a rule switched on mid-storm). Returns the number of new proposals."""
     firings = rules.evaluate_window(active_rules(), at=now or timezone.now())
-    return sum(propose(firing)[1] for firing in firings)
+    return sum(_take(firing)[1] for firing in firings)
+
+
+def _take(firing: rules.Firing) -> tuple[Proposal | None, bool]:
+    """A firing while a situation declared from the rule's proposal is in force adds its reports to
+    that situation (its participants see them as the roster allows); otherwise it proposes."""
+    situation = (
+        Situation.objects.filter(proposal__rule=firing.rule)
+        .exclude(status=SituationStatus.ENDED)
+        .order_by("-created_at")
+        .first()
+    )
+    if situation is None:
+        return propose(firing)
+    with transaction.atomic():
+        situation = Situation.objects.select_for_update().get(pk=situation.pk)
+        existing = set(situation.report_links.values_list("report_id", flat=True))
+        new = [report_id for report_id in firing.report_ids if report_id not in existing]
+        SituationReport.objects.bulk_create(
+            [SituationReport(situation=situation, report_id=report_id) for report_id in new],
+            ignore_conflicts=True,
+        )
+        if new and situation.status == SituationStatus.ACTIVE:
+            reports = list(Report.objects.filter(pk__in=new))
+            _grant(situation, list(situation.participants.filter(left_at__isnull=True)), reports=reports)
+    return None, False
 
 
 def _national_centre_coordinators():

@@ -364,3 +364,24 @@ def test_no_spillover_without_an_outage_or_without_dependents(crisis):
     submit(c.water_reporter, cause="accidental.equipment_failure", service_state=ServiceState.DEGRADED)
     submit(c.hospital_reporter, cause="accidental.equipment_failure", service_state=ServiceState.OUTAGE)
     assert not SpilloverProposal.objects.exists()
+
+
+def test_while_a_situation_is_in_force_its_rule_feeds_it_instead_of_proposing_again(crisis):
+    c = crisis
+    situation = active(c)
+    more = [
+        submit(c.bank_b_reporter, cause="intentional.dos"),
+        submit(c.water_reporter, cause="intentional.dos"),
+        submit(c.hospital_reporter, cause="intentional.dos"),
+    ]
+    assert not Proposal.objects.filter(status=ProposalStatus.OPEN).exists()
+    assert set(more) <= set(situation.reports.all())
+    assert more[1].pk in visible(c.ceptoar_officer), "the roster sees the new report as it sees the others"
+    services.decision_request(
+        actor=c.nisc_coordinator, situation=situation, kind=DecisionKind.END, reason="収束"
+    )
+    services.decision_approve(actor=c.nisc_coordinator_2, situation=situation)
+    storm(c)
+    assert Proposal.objects.filter(status=ProposalStatus.OPEN).count() == 1, (
+        "after the end, the rule proposes again"
+    )

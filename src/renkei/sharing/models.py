@@ -228,13 +228,20 @@ class Report(models.Model):
             triage_orgs = principal.org_ids_with_role(*TRIAGE_ROLES, org_types=TRIAGE_TYPES)
             if not triage_orgs:
                 return NOTHING
-            received = ReportGrant.objects.filter(organization_id__in=triage_orgs).values("report_id")
+            # A situation's participants read its reports; they do not triage or pass them on.
+            received = (
+                ReportGrant.objects.filter(organization_id__in=triage_orgs)
+                .exclude(reason=GrantReason.SITUATION)
+                .values("report_id")
+            )
             named = ReportGrant.objects.filter(user_id=principal.user_id, reason=GrantReason.NAMED)
             return visible & Q(pk__in=received) & (~Q(tlp=Tlp.RED) | Q(pk__in=named.values("report_id")))
         if action == Action.FORWARD:
-            forwarders = ReportGrant.objects.filter(
-                organization_id__in=principal.org_ids_with_role(*FORWARD_ROLES)
-            ).values("report_id")
+            forwarders = (
+                ReportGrant.objects.filter(organization_id__in=principal.org_ids_with_role(*FORWARD_ROLES))
+                .exclude(reason=GrantReason.SITUATION)
+                .values("report_id")
+            )
             return visible & Q(pk__in=forwarders)
         return NOTHING
 

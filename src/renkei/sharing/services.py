@@ -664,7 +664,10 @@ def report_forward(
                 memberships__user=actor,
                 memberships__role__in=FORWARD_ROLES,
                 active=True,
-                report_grants__report=report,
+                # A situation's participants read its reports; they do not pass them on.
+                pk__in=ReportGrant.objects.filter(report=report)
+                .exclude(reason=GrantReason.SITUATION)
+                .values("organization_id"),
             ).distinct()
         )
         ceiling = Organization.objects.filter(forward_ceiling(report, forwarders))
@@ -697,6 +700,15 @@ def report_forward(
         )
         if new:
             audit_write(actor=actor, action=AuditAction.CREATE, obj=grant, after=snapshot(grant))
+            created.append(grant)
+        elif grant.reason == GrantReason.SITUATION:
+            # Held for a situation's response until now: forwarded, it stays when the situation ends.
+            before = snapshot(grant)
+            grant.reason, grant.granted_by = reason, actor
+            grant.save(update_fields=["reason", "granted_by"])
+            audit_write(
+                actor=actor, action=AuditAction.UPDATE, obj=grant, before=before, after=snapshot(grant)
+            )
             created.append(grant)
     if created:
         _notify_report(report, "forwarded")
@@ -821,6 +833,7 @@ def report_relabel(*, actor: User, report: Report, tlp: str, source_consent: boo
         before=before,
         after=snapshot(report) | {"source_consent": bool(source_consent and not is_source)},
     )
+    report_changed.send(sender=Report, report=report, event="relabelled")
     return report
 
 

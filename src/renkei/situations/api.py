@@ -17,7 +17,7 @@ from renkei.sharing.api import FORBIDDEN_CODES, WRITE_ERRORS, service_errors
 from renkei.sharing.models import Report
 from renkei.situations import services
 from renkei.situations.choices import DecisionKind, DecisionStatus, ProposalStatus
-from renkei.situations.models import AlertLevel, Proposal, Situation, SituationReport
+from renkei.situations.models import AlertLevel, Proposal, ProposalReport, Situation, SituationReport
 from renkei.situations.schemas import DeclareIn, LevelChangeIn, ProposalOut, ReasonIn, SituationOut
 
 router = Router(tags=["situations"])
@@ -28,14 +28,14 @@ READ_ERRORS = {401: ProblemOut, 404: ProblemOut}
 DECISION_ERRORS = {404: ProblemOut, **WRITE_ERRORS}
 
 
-def proposal_out(proposal: Proposal) -> dict:
+def proposal_out(proposal: Proposal, visible: set) -> dict:
     return {
         "id": proposal.pk,
         "rule": proposal.rule.code,
         "rule_name": str(proposal.rule),
         "level": proposal.level.code,
         "status": proposal.status,
-        "report_ids": [link.report_id for link in proposal.report_links.all()],
+        "report_ids": [link.report_id for link in proposal.report_links.all() if link.report_id in visible],
         "sectors": [sector.code for sector in proposal.sectors.all()],
         "created_at": proposal.created_at,
         "updated_at": proposal.updated_at,
@@ -94,6 +94,15 @@ def _situations(user):
     )
 
 
+def _sectors(codes: list[str]) -> list[Sector]:
+    sectors = list(Sector.objects.filter(code__in=codes))
+    unknown = sorted(set(codes) - {sector.code for sector in sectors})
+    if unknown:
+        message = _("Unknown sector: %(codes)s") % {"codes": ", ".join(unknown)}
+        raise ValidationError({"sectors": [ValidationError(message, code="sectors")]})
+    return sectors
+
+
 def _level(code: str | None, field: str = "level") -> AlertLevel | None:
     if code is None:
         return None
@@ -116,7 +125,12 @@ def proposal_list(request: HttpRequest, status: ProposalStatus = ProposalStatus.
         .prefetch_related("report_links", "sectors"),
         request.auth,
     )
-    return [proposal_out(proposal) for proposal in proposals]
+    proposals = list(proposals)
+    links = ProposalReport.objects.filter(
+        proposal__in=proposals, report__in=restrict(Report.objects.all(), request.auth)
+    )
+    visible = set(links.values_list("report_id", flat=True))
+    return [proposal_out(proposal, visible) for proposal in proposals]
 
 
 @router.post(
@@ -130,11 +144,7 @@ def proposal_declare(request: HttpRequest, proposal_id: int, payload: DeclareIn)
     user = request.auth
     proposal = get_restricted_or_404(Proposal.objects.select_related("level"), user, pk=proposal_id)
     with service_errors(forbidden=DECISION_FORBIDDEN):
-        sectors = (
-            list(Sector.objects.filter(code__in=payload.sectors))
-            if payload.sectors
-            else list(proposal.sectors.all())
-        )
+        sectors = _sectors(payload.sectors) if payload.sectors else list(proposal.sectors.all())
         data = services.Declaration(
             title=payload.title,
             reason=payload.reason,

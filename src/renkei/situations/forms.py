@@ -1,4 +1,5 @@
 from django import forms
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from renkei.directory.choices import OrganizationType
@@ -37,6 +38,10 @@ class LogForm(forms.Form):
     text = forms.CharField(label=_("Entry"), max_length=4000, widget=forms.Textarea(attrs={"rows": 2}))
 
 
+class SituationReportForm(forms.Form):
+    report = forms.UUIDField(label=_("Report ID"), help_text=_("Shown on the report's page."))
+
+
 class ParticipantForm(forms.Form):
     organization = forms.ModelChoiceField(
         label=_("Organization"), queryset=Organization.objects.filter(active=True).order_by("name_ja")
@@ -54,6 +59,10 @@ class FindingForm(forms.Form):
     text = forms.CharField(label=_("Finding"), max_length=4000, widget=forms.Textarea(attrs={"rows": 3}))
 
 
+# A replay on the web answers within the request; longer periods go through the command line.
+REPLAY_MAX_DAYS = 400
+
+
 class ReplayForm(forms.Form):
     since = forms.DateField(
         label=_("Reports submitted since"), widget=forms.DateInput(attrs={"type": "date"})
@@ -61,6 +70,19 @@ class ReplayForm(forms.Form):
     until = forms.DateField(
         label=_("until (empty: now)"), required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
+
+    def clean(self):
+        cleaned = super().clean()
+        since, until = cleaned.get("since"), cleaned.get("until") or timezone.localdate()
+        if since and since > until:
+            raise forms.ValidationError(_("The start is after the end."), code="order")
+        if since and (until - since).days > REPLAY_MAX_DAYS:
+            raise forms.ValidationError(
+                _("At most %(days)d days at a time here; use `renkei situations rules test` for more.")
+                % {"days": REPLAY_MAX_DAYS},
+                code="too_long",
+            )
+        return cleaned
 
 
 class RuleForm(forms.Form):

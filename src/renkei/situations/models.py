@@ -28,8 +28,10 @@ from renkei.situations.choices import (
     SpilloverStatus,
 )
 
-# Labels a roster may open up; TLP:RED stays with the people its source named.
-ROSTER_LABELS = [(value, label) for value, label in Tlp.choices if value != Tlp.RED]
+# Labels a roster may open up to. The sources' labels still apply: TLP:AMBER+STRICT stays with the
+# organizations its source chose, TLP:RED with the people it named.
+ROSTER_TLP = (Tlp.CLEAR, Tlp.GREEN, Tlp.AMBER)
+ROSTER_LABELS = [(value, label) for value, label in Tlp.choices if value in ROSTER_TLP]
 
 
 def _national_centre_rule(principal: Principal, action: str) -> Q:
@@ -280,7 +282,7 @@ class RosterEntry(models.Model):
                 | (Q(organization__isnull=True) & ~Q(organization_type="")),
                 name="roster_entry_type_xor_organization",
             ),
-            models.CheckConstraint(condition=~Q(max_tlp=Tlp.RED), name="roster_entry_never_red"),
+            models.CheckConstraint(condition=Q(max_tlp__in=ROSTER_TLP), name="roster_entry_up_to_amber"),
         ]
 
     def __str__(self) -> str:
@@ -446,7 +448,7 @@ class Participant(models.Model):
                 condition=Q(left_at__isnull=True),
                 name="participant_one_current_per_organization",
             ),
-            models.CheckConstraint(condition=~Q(max_tlp=Tlp.RED), name="participant_never_red"),
+            models.CheckConstraint(condition=Q(max_tlp__in=ROSTER_TLP), name="participant_up_to_amber"),
         ]
         indexes = [models.Index(fields=["organization", "situation"], name="participant_org_idx")]
 

@@ -19,7 +19,13 @@ from renkei.core.reference_cache import cached_reference
 from renkei.sharing.choices import ServiceState
 from renkei.sharing.models import CauseCategory, Observable, Report, ReportVersion
 from renkei.situations.choices import ProposalStatus, RuleKind
-from renkei.situations.models import Proposal, ProposalReport, RecognitionRule, SectorDependency
+from renkei.situations.models import (
+    Proposal,
+    ProposalReport,
+    RecognitionRule,
+    SectorDependency,
+    SituationReport,
+)
 
 
 @dataclass
@@ -91,15 +97,23 @@ def _hours(rule: RecognitionRule) -> dt.timedelta:
 
 
 def _judged(rules: list[RecognitionRule], since: dt.datetime, context: Context) -> dict[int, set]:
-    """Per rule, the reports since `since` that a closed proposal of it already carried: the duty
-    team judged those, and they do not propose that rule again."""
+    """Per rule, the reports since `since` that a closed proposal of it already carried, or a
+    situation declared from one of its proposals took in: the duty team judged those, and they do not
+    propose that rule again."""
     judged: dict[int, set] = {rule.pk: set() for rule in rules}
     # Decided proposals are few; when there is none, nothing needs asking.
     if context.skip_judged and context.decided_rule_ids() & set(judged):
-        links = ProposalReport.objects.filter(proposal__rule__in=rules, report__created_at__gt=since).exclude(
-            proposal__status=ProposalStatus.OPEN
+        carried = ProposalReport.objects.filter(
+            proposal__rule__in=rules, report__created_at__gt=since
+        ).exclude(proposal__status=ProposalStatus.OPEN)
+        taken_in = SituationReport.objects.filter(
+            situation__proposal__rule__in=rules, report__created_at__gt=since
         )
-        for rule_id, report_id in links.values_list("proposal__rule_id", "report_id"):
+        for rule_id, report_id in (
+            carried.order_by()
+            .values_list("proposal__rule_id", "report_id")
+            .union(taken_in.order_by().values_list("situation__proposal__rule_id", "report_id"))
+        ):
             judged[rule_id].add(report_id)
     return judged
 
@@ -229,6 +243,16 @@ def evaluate_report(
         if rule.kind in PER_REPORT and (firing := PER_REPORT[rule.kind](rule, at, context, report)):
             firings.append(firing)
     return firings
+
+
+def counts_for(rule: RecognitionRule, report: Report, context: Context) -> bool:
+    """Whether `report` is the kind of report `rule` counts (its cause; an observable the rule's
+    situation has already seen; the outage or impact it looks for), whatever the thresholds."""
+    if rule.kind == RuleKind.CAUSE_ACROSS_SECTORS:
+        return report.cause_id in context.causes(rule.cause_code)
+    if rule.kind in PER_REPORT:
+        return PER_REPORT[rule.kind](rule, report.created_at, context, report) is not None
+    return False
 
 
 def evaluate_window(rules: Iterable[RecognitionRule], *, at: dt.datetime) -> list[Firing]:

@@ -39,11 +39,15 @@ def participants(situation: Situation) -> list[dict]:
 MAP_COLUMNS, MAP_CELL_WIDTH, MAP_CELL_HEIGHT = 5, 100, 40
 
 
-def sector_map(situation: Situation) -> list[dict]:
+def _visible_reports(situation: Situation, viewer):
+    return Report.objects.restrict(viewer).filter(pk__in=situation.reports.values("pk"))
+
+
+def sector_map(situation: Situation, viewer) -> list[dict]:
     """Every sector as a tile of the room's map, marked affected when the situation covers it or one
-    of its reports comes from it."""
+    of its reports the viewer may see comes from it."""
     covered = set(situation.sectors.values_list("pk", flat=True))
-    reporting = set(situation.reports.values_list("sector_id", flat=True))
+    reporting = set(_visible_reports(situation, viewer).values_list("sector_id", flat=True))
     return [
         {
             "sector": sector,

@@ -27,9 +27,9 @@ from renkei.core.choices import Action
 from renkei.core.reference_cache import cached_reference
 from renkei.directory.choices import OrganizationType
 from renkei.directory.models import Organization, Sector, User
-from renkei.sharing.choices import TLP_ORDER, GrantReason, Severity, Tlp
+from renkei.sharing.choices import TLP_ORDER, GrantReason, ServiceState, Severity, Tlp
 from renkei.sharing.delivery import absolute_url
-from renkei.sharing.models import CauseCategory, Report, ReportGrant
+from renkei.sharing.models import CauseCategory, Observable, Report, ReportGrant
 from renkei.sharing.services import AdvisoryInput, advisory_issue
 from renkei.situations import rules
 from renkei.situations.choices import (
@@ -45,6 +45,7 @@ from renkei.situations.choices import (
     SpilloverStatus,
 )
 from renkei.situations.models import (
+    ROSTER_TLP,
     AlertLevel,
     Decision,
     Finding,
@@ -216,8 +217,24 @@ def dependency_remove(*, actor: User, dependency: SectorDependency) -> None:
 
 
 def report_changed_evaluate(sender, *, report: Report, event: str, **kwargs) -> None:
-    """Queue the rules' look at a new, updated or reclassified report, in the change's transaction."""
+    """Queue the rules' look at a new, updated or reclassified report, in the change's transaction.
+    A stricter label takes the report from participants whose roster ceiling it now exceeds, at once."""
+    if event == "relabelled":
+        _withdraw_above_ceiling(report)
     report_evaluate.enqueue(report_id=str(report.pk))
+
+
+def _withdraw_above_ceiling(report: Report) -> None:
+    held = SituationGrant.objects.filter(grant__report=report).select_related("grant")
+    for hold in held:
+        participant = Participant.objects.filter(
+            situation_id=hold.situation_id, organization_id=hold.grant.organization_id, left_at__isnull=True
+        ).first()
+        if participant is None or not _within(report.tlp, participant.max_tlp):
+            hold.delete()
+    ReportGrant.objects.filter(report=report, reason=GrantReason.SITUATION).exclude(
+        Exists(SituationGrant.objects.filter(grant=OuterRef("pk")))
+    ).delete()
 
 
 def active_rules() -> list[RecognitionRule]:
@@ -337,15 +354,25 @@ def rule_switch(*, actor: User, rule: RecognitionRule, active: bool) -> Recognit
 
 
 def evaluate_report(report_id: str, *, now: dt.datetime | None = None) -> list[Proposal]:
-    """Run the active rules over one report; open or grow their proposals (or feed the situation a
-    rule's proposal became). Also propose the spill-over warning an outage calls for. Returns the
-    proposals touched."""
+    """Run the active rules over one report: a report counted by a rule whose situation is in force
+    joins that situation; rules that hold open or grow their proposals. Also propose the spill-over
+    warning an outage calls for. Returns the proposals touched."""
     report = Report.objects.filter(pk=report_id).first()
     if report is None:
         return []
-    firings = rules.evaluate_report(report, active_rules(), at=now or timezone.now())
-    touched = [proposal for firing in firings if (proposal := _take(firing)[0]) is not None]
-    spillover_propose(report)
+    context = rules.Context()
+    in_force = _situations_by_rule()
+    for situation in in_force.values():
+        rule = situation.proposal.rule
+        if rule.kind == RuleKind.SHARED_OBSERVABLE:
+            counted = _shares_an_observable(situation, context.observables_of(report))
+        else:
+            counted = rules.counts_for(rule, report, context)
+        if counted:
+            _feed(situation, [report.pk])
+    firings = rules.evaluate_report(report, active_rules(), at=now or timezone.now(), context=context)
+    touched = [propose(firing)[0] for firing in firings if firing.rule.pk not in in_force]
+    spillover_propose(report, context)
     return touched
 
 
@@ -353,32 +380,44 @@ def evaluate_schedule(*, now=None) -> int:
     """The windowed rules over their whole window (the upkeep's safety net for anything an event
     missed, e.g. a rule switched on mid-storm). Returns the number of new proposals."""
     firings = rules.evaluate_window(active_rules(), at=now or timezone.now())
-    return sum(_take(firing)[1] for firing in firings)
+    in_force = _situations_by_rule()
+    for firing in firings:
+        if firing.rule.pk in in_force:
+            _feed(in_force[firing.rule.pk], firing.report_ids)
+    return sum(propose(firing)[1] for firing in firings if firing.rule.pk not in in_force)
 
 
-def _take(firing: rules.Firing) -> tuple[Proposal | None, bool]:
-    """A firing while a situation declared from the rule's proposal is in force adds its reports to
-    that situation (its participants see them as the roster allows); otherwise it proposes."""
-    situation = (
-        Situation.objects.filter(proposal__rule=firing.rule)
+def _situations_by_rule() -> dict[int, Situation]:
+    """Rule id → the newest situation not yet ended that was declared from one of its proposals."""
+    situations = (
+        Situation.objects.filter(proposal__isnull=False)
         .exclude(status=SituationStatus.ENDED)
-        .order_by("-created_at")
-        .first()
+        .select_related("proposal__rule")
+        .order_by("created_at")
     )
-    if situation is None:
-        return propose(firing)
-    with transaction.atomic():
-        situation = Situation.objects.select_for_update().get(pk=situation.pk)
-        existing = set(situation.report_links.values_list("report_id", flat=True))
-        new = [report_id for report_id in firing.report_ids if report_id not in existing]
-        SituationReport.objects.bulk_create(
-            [SituationReport(situation=situation, report_id=report_id) for report_id in new],
-            ignore_conflicts=True,
-        )
-        if new and situation.status == SituationStatus.ACTIVE:
-            reports = list(Report.objects.filter(pk__in=new))
-            _grant(situation, list(situation.participants.filter(left_at__isnull=True)), reports=reports)
-    return None, False
+    return {situation.proposal.rule_id: situation for situation in situations}
+
+
+def _shares_an_observable(situation: Situation, values: set) -> bool:
+    if not values:
+        return False
+    matching = Q()
+    for observable_type, value in values:
+        matching |= Q(type=observable_type, value=value)
+    return Observable.objects.filter(matching, version__report__in=situation.reports.all()).exists()
+
+
+@transaction.atomic
+def _feed(situation: Situation, report_ids: list) -> int:
+    """Add reports to a situation; an active one's participants see them as their roster allows."""
+    situation = Situation.objects.select_for_update().get(pk=situation.pk)
+    existing = set(situation.report_links.values_list("report_id", flat=True))
+    new = [report_id for report_id in dict.fromkeys(report_ids) if report_id not in existing]
+    SituationReport.objects.bulk_create([SituationReport(situation=situation, report_id=pk) for pk in new])
+    if new and situation.status == SituationStatus.ACTIVE:
+        reports = list(Report.objects.filter(pk__in=new))
+        _grant(situation, list(situation.participants.filter(left_at__isnull=True)), reports=reports)
+    return len(new)
 
 
 def _national_centre_coordinators():
@@ -432,8 +471,8 @@ def _national_centre(actor: User) -> Organization:
             memberships__user=actor,
             memberships__role__in=DECISION_ROLES,
         )
-        .distinct()
-        .get()
+        .order_by("pk")
+        .first()
     )
 
 
@@ -477,13 +516,18 @@ def situation_declare(*, actor: User, data: Declaration, proposal: Proposal | No
             SituationReport(situation=situation, report_id=link.report_id, added_by=actor)
             for link in proposal.report_links.all()
         )
+        before = snapshot(proposal)
         proposal.status = ProposalStatus.DECLARED
         proposal.decided_by, proposal.decided_at, proposal.decision_reason = actor, timezone.now(), reason
         proposal.save()
-    Decision.objects.create(
+        audit_write(
+            actor=actor, action=AuditAction.UPDATE, obj=proposal, before=before, after=snapshot(proposal)
+        )
+    decision = Decision.objects.create(
         situation=situation, kind=DecisionKind.DECLARE, level=data.level, reason=reason, requested_by=actor
     )
     audit_write(actor=actor, action=AuditAction.CREATE, obj=situation, after=snapshot(situation))
+    audit_write(actor=actor, action=AuditAction.CREATE, obj=decision, after=snapshot(decision))
     return situation
 
 
@@ -554,15 +598,18 @@ def decision_approve(*, actor: User, situation: Situation) -> Situation:
         _("A second person must approve: you asked for this decision yourself."),
         "same_person",
     )
-    before = snapshot(situation)
+    before, decision_before = snapshot(situation), snapshot(decision)
     now = timezone.now()
     decision.status, decision.approved_by, decision.approved_at = DecisionStatus.APPROVED, actor, now
     decision.save()
+    audit_write(
+        actor=actor, action=AuditAction.UPDATE, obj=decision, before=decision_before, after=snapshot(decision)
+    )
     if decision.kind == DecisionKind.END:
         situation.status, situation.ended_at = SituationStatus.ENDED, now
         situation.save()
         for participant in situation.participants.filter(left_at__isnull=True):
-            _leave(participant, now)
+            _leave(participant, now, actor=actor)
     else:
         if decision.kind == DecisionKind.DECLARE:
             situation.status, situation.activated_at = SituationStatus.ACTIVE, now
@@ -582,18 +629,55 @@ def decision_withdraw(*, actor: User, situation: Situation) -> Decision:
     situation = Situation.objects.select_for_update().get(pk=situation.pk)
     decision = situation.decisions.filter(status=DecisionStatus.PENDING).first()
     _check(decision is not None, _("Nothing on this situation awaits approval."), "nothing_pending")
+    before = snapshot(decision)
     decision.status = DecisionStatus.WITHDRAWN
     decision.save()
+    audit_write(actor=actor, action=AuditAction.UPDATE, obj=decision, before=before, after=snapshot(decision))
     if decision.kind == DecisionKind.DECLARE:
-        situation.status, situation.ended_at = SituationStatus.ENDED, timezone.now()
+        before = snapshot(situation)
+        proposal = situation.proposal
+        situation.status, situation.ended_at, situation.proposal = SituationStatus.ENDED, timezone.now(), None
         situation.save()
-        if situation.proposal_id:  # its reports go back to the duty team's list
-            Proposal.objects.filter(pk=situation.proposal_id).update(status=ProposalStatus.DISMISSED)
-    audit_write(actor=actor, action=AuditAction.UPDATE, obj=decision, after=snapshot(decision))
+        audit_write(
+            actor=actor, action=AuditAction.UPDATE, obj=situation, before=before, after=snapshot(situation)
+        )
+        if proposal is not None:
+            _reopen(actor, proposal)
     return decision
 
 
+def _reopen(actor: User, proposal: Proposal) -> None:
+    """A withdrawn declaration gives its proposal back to the duty team's list, open again (or
+    merged into the rule's proposal that opened meanwhile), so no alert is lost."""
+    before = snapshot(proposal)
+    open_one = (
+        Proposal.objects.select_for_update()
+        .filter(rule_id=proposal.rule_id, status=ProposalStatus.OPEN)
+        .first()
+    )
+    if open_one is None:
+        proposal.status, proposal.decided_by, proposal.decided_at = ProposalStatus.OPEN, None, None
+        proposal.decision_reason = ""
+        proposal.save()
+        audit_write(
+            actor=actor, action=AuditAction.UPDATE, obj=proposal, before=before, after=snapshot(proposal)
+        )
+        return
+    ProposalReport.objects.bulk_create(
+        [ProposalReport(proposal=open_one, report_id=link.report_id) for link in proposal.report_links.all()],
+        ignore_conflicts=True,
+    )
+    open_one.sectors.add(*proposal.sectors.all())
+    audit_write(actor=actor, action=AuditAction.DELETE, obj=proposal, before=before)
+    proposal.delete()
+
+
 # --- The response structure ---------------------------------------------------------------------
+
+
+def _within(label: str, ceiling: str) -> bool:
+    """Whether a report labelled `label` may reach a participant whose roster allows up to `ceiling`."""
+    return label in ROSTER_TLP and TLP_ORDER.index(label) <= TLP_ORDER.index(ceiling)
 
 
 def _wider_of(first: str, second: str) -> str:
@@ -633,16 +717,24 @@ def roster_apply(situation: Situation, *, actor: User, decision: Decision | None
     joined = []
     for organization_id, participant in current.items():
         if participant.source == ParticipantSource.ROSTER and organization_id not in wanted:
-            _leave(participant, now)
+            _leave(participant, now, actor=actor)
         elif (
             participant.source == ParticipantSource.ROSTER
             and organization_id in wanted
             and participant.max_tlp != wanted[organization_id]
         ):
+            before = snapshot(participant)
             participant.max_tlp = wanted[organization_id]
             participant.save(update_fields=["max_tlp"])
             _withdraw_grants(situation, [organization_id])
             _grant(situation, [participant])
+            audit_write(
+                actor=actor,
+                action=AuditAction.UPDATE,
+                obj=participant,
+                before=before,
+                after=snapshot(participant),
+            )
     for organization_id, max_tlp in wanted.items():
         if organization_id not in current:
             joined.append(
@@ -653,6 +745,8 @@ def roster_apply(situation: Situation, *, actor: User, decision: Decision | None
                     max_tlp=max_tlp,
                 )
             )
+    for participant in joined:
+        audit_write(actor=actor, action=AuditAction.CREATE, obj=participant, after=snapshot(participant))
     _grant(situation, joined)
     _send_notice(situation, actor=actor, decision=decision)
     return joined
@@ -669,8 +763,8 @@ def participant_add(
         situation.status == SituationStatus.ACTIVE, _("Only an active situation can change."), "not_active"
     )
     _check(
-        max_tlp in dict(Participant._meta.get_field("max_tlp").choices),
-        _("Choose a label below TLP:RED."),
+        max_tlp in ROSTER_TLP,
+        _("Choose TLP:AMBER or a wider label."),
         "max_tlp",
         "max_tlp",
     )
@@ -715,8 +809,7 @@ def _grant(situation: Situation, participants: list[Participant], reports=None) 
     reports = reports if reports is not None else situation.reports.all()
     made = 0
     for participant in participants:
-        allowed = TLP_ORDER[: TLP_ORDER.index(participant.max_tlp) + 1]
-        candidates = [report for report in reports if report.tlp in allowed and report.tlp != Tlp.RED]
+        candidates = [report for report in reports if _within(report.tlp, participant.max_tlp)]
         if not candidates:
             continue
         held = set(
@@ -759,10 +852,14 @@ def _withdraw_grants(situation: Situation, organization_ids: list[int]) -> int:
     return deleted
 
 
-def _leave(participant: Participant, now: dt.datetime) -> None:
+def _leave(participant: Participant, now: dt.datetime, *, actor: User) -> None:
+    before = snapshot(participant)
     participant.left_at = now
     participant.save(update_fields=["left_at"])
     _withdraw_grants(participant.situation, [participant.organization_id])
+    audit_write(
+        actor=actor, action=AuditAction.UPDATE, obj=participant, before=before, after=snapshot(participant)
+    )
 
 
 def _send_notice(situation: Situation, *, actor: User, decision: Decision | None) -> None:
@@ -846,8 +943,15 @@ def question_answered(*, actor: User, entry: LogEntry) -> LogEntry:
         _("This is not an open question."),
         "not_open",
     )
+    _check(
+        not Situation.objects.filter(pk=entry.situation_id, status=SituationStatus.ENDED).exists(),
+        _("This situation has ended."),
+        "ended",
+    )
+    before = snapshot(entry)
     entry.answered_at = timezone.now()
     entry.save(update_fields=["answered_at"])
+    audit_write(actor=actor, action=AuditAction.UPDATE, obj=entry, before=before, after=snapshot(entry))
     return entry
 
 
@@ -872,16 +976,18 @@ def finding_add(*, actor: User, situation: Situation, text: str) -> Finding:
 # --- Spill-over warnings ------------------------------------------------------------------------
 
 
-def spillover_propose(report: Report) -> SpilloverProposal | None:
-    """An outage in a sector others depend on: pre-fill a warning for the dependent sectors, without
-    the reporting operator's name or narrative (a coordinator reviews and sends it)."""
-    from renkei.sharing.choices import ServiceState
-    from renkei.sharing.models import ReportVersion
+# Labels that let the national centre pass on what a report says to other sectors, sanitized.
+SPILLOVER_LABELS = (Tlp.CLEAR, Tlp.GREEN, Tlp.AMBER)
 
-    if SpilloverProposal.objects.filter(report=report).exists():
+
+def spillover_propose(report: Report, context: rules.Context | None = None) -> SpilloverProposal | None:
+    """An outage in a sector others depend on: pre-fill a warning for the dependent sectors, without
+    the reporting operator's name or narrative (a coordinator reviews and sends it). Reports labelled
+    AMBER+STRICT or RED stay with their audience: no warning is drafted from them."""
+    if report.tlp not in SPILLOVER_LABELS:
         return None
-    current = ReportVersion.objects.only("service_state").get(report=report, number=report.version_count)
-    if current.service_state != ServiceState.OUTAGE:
+    impact = (context or rules.Context()).impact(report)
+    if impact.service_state != ServiceState.OUTAGE:
         return None
     dependents = list(
         Sector.objects.filter(dependencies__depended_on_id=report.sector_id).order_by("display_order")
@@ -893,14 +999,14 @@ def spillover_propose(report: Report) -> SpilloverProposal | None:
         title = _("Possible spill-over: service outage in the %(sector)s sector") % {"sector": report.sector}
         body = render_to_string("situations/spillover_body.txt", context)
     try:
-        with transaction.atomic():
+        with transaction.atomic():  # one proposal per report, even when it is evaluated twice at once
             proposal = SpilloverProposal.objects.create(
                 report=report, source_sector=report.sector, title=title[:200], body=body
             )
-    except IntegrityError:  # the same report evaluated twice at once
+            proposal.dependent_sectors.set(dependents)
+            audit_write(actor=None, action=AuditAction.CREATE, obj=proposal, after=snapshot(proposal))
+    except IntegrityError:
         return None
-    proposal.dependent_sectors.set(dependents)
-    audit_write(actor=None, action=AuditAction.CREATE, obj=proposal, after=snapshot(proposal))
     return proposal
 
 
@@ -919,8 +1025,10 @@ def spillover_send(
         organization=_national_centre(actor),
         data=AdvisoryInput(title=title, body=body, severity=Severity.HIGH, tlp=tlp, sectors=list(sectors)),
     )
+    before = snapshot(proposal)
     proposal.status, proposal.decided_by, proposal.advisory = SpilloverStatus.SENT, actor, advisory
     proposal.save()
+    audit_write(actor=actor, action=AuditAction.UPDATE, obj=proposal, before=before, after=snapshot(proposal))
     return proposal
 
 

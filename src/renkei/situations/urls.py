@@ -29,6 +29,7 @@ urlpatterns = [
     path("<int:pk>/log/", views.situation_log, name="situation_log"),
     path("<int:pk>/log/<int:entry_pk>/answered/", views.question_answered, name="question_answered"),
     path("<int:pk>/participants/", views.participant_add, name="participant_add"),
+    path("<int:pk>/reports/", views.situation_report_add, name="situation_report_add"),
     path("<int:pk>/after-action/", views.after_action, name="after_action"),
     path("<int:pk>/after-action.pdf", views.after_action_pdf, name="after_action_pdf"),
     path("<int:pk>/findings/", views.finding_add, name="finding_add"),

@@ -37,6 +37,7 @@ from renkei.situations.forms import (
     ReplayForm,
     RosterEntryForm,
     RuleForm,
+    SituationReportForm,
     SpilloverForm,
 )
 from renkei.situations.models import (
@@ -326,7 +327,7 @@ def proposal_dismiss(request, pk):
 
 
 def _room_context(request, situation) -> dict:
-    sector_map = selectors.sector_map(situation)
+    sector_map = selectors.sector_map(situation, request.user)
     rows = -(-len(sector_map) // selectors.MAP_COLUMNS)
     return {
         "map_height": rows * selectors.MAP_CELL_HEIGHT,
@@ -339,15 +340,16 @@ def _room_context(request, situation) -> dict:
         "sector_map": sector_map,
         "questions": selectors.open_questions(situation),
         "ended": situation.status == SituationStatus.ENDED,
+        "decides": _decides(request.user),
     }
 
 
 def _render_room(request, situation, status=200, **forms):
     context = _room_context(request, situation) | {
-        "decides": _decides(request.user),
         "decision_form": forms.get("decision_form") or DecisionForm(),
         "log_form": forms.get("log_form") or LogForm(),
         "participant_form": forms.get("participant_form") or ParticipantForm(),
+        "report_form": forms.get("report_form") or SituationReportForm(),
         "approve_form": forms.get("approve_form"),
         "nav_section": "situations",
     }
@@ -454,6 +456,25 @@ def question_answered(request, pk, entry_pk):
 
 @login_required
 @require_POST
+def situation_report_add(request, pk):
+    def perform(situation, data):
+        report = Report.objects.filter(pk=data["report"]).first()
+        if report is None:  # the service answers a report the person may not see the same way
+            raise ValidationError({"report": [ValidationError(_("Unknown report."), code="report")]})
+        services.situation_add_report(actor=request.user, situation=situation, report=report)
+
+    return _room_action(
+        request,
+        pk,
+        SituationReportForm(request.POST),
+        perform,
+        _("The report is part of the situation now."),
+        "report_form",
+    )
+
+
+@login_required
+@require_POST
 def participant_add(request, pk):
     return _room_action(
         request,
@@ -471,6 +492,14 @@ def _report_language(request) -> str:
     return chosen if chosen in dict(settings.LANGUAGES) else translation.get_language()
 
 
+def _ended_situation(request, pk) -> Situation:
+    """After-action reports are written about situations that have ended."""
+    situation = _visible_situation(request, pk)
+    if situation.status != SituationStatus.ENDED:
+        raise Http404(_("Not found."))
+    return situation
+
+
 def _render_after_action(request, situation, status=200, finding_form=None):
     language = _report_language(request)
     with translation.override(language):
@@ -486,12 +515,12 @@ def _render_after_action(request, situation, status=200, finding_form=None):
 
 @login_required
 def after_action(request, pk):
-    return _render_after_action(request, _visible_situation(request, pk))
+    return _render_after_action(request, _ended_situation(request, pk))
 
 
 @login_required
 def after_action_pdf(request, pk):
-    situation = _visible_situation(request, pk)
+    situation = _ended_situation(request, pk)
     with translation.override(_report_language(request)):
         document = after_action_pdf_bytes(after_action_context(situation, request.user))
     response = HttpResponse(document, content_type="application/pdf")
@@ -502,7 +531,7 @@ def after_action_pdf(request, pk):
 @login_required
 @require_POST
 def finding_add(request, pk):
-    situation = _visible_situation(request, pk)
+    situation = _ended_situation(request, pk)
     form = FindingForm(request.POST)
     if form.is_valid():
         try:

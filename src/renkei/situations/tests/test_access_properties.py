@@ -26,8 +26,8 @@ from renkei.situations.models import AlertLevel, RosterEntry, Situation
 
 pytestmark = pytest.mark.django_db
 
-# The labels a roster may open up, narrowest first; TLP:RED is never among them.
-ROSTER_ORDER = [Tlp.CLEAR, Tlp.GREEN, Tlp.AMBER, Tlp.AMBER_STRICT]
+# The labels a roster may open up, widest first; AMBER+STRICT and RED stay with their sources' choice.
+ROSTER_ORDER = [Tlp.CLEAR, Tlp.GREEN, Tlp.AMBER]
 LEVELS = ("watch", "heightened", "large_scale")
 ROSTER_TYPES = (
     OrganizationType.RELATED_AGENCY,
@@ -132,13 +132,14 @@ def expected_ceilings(
 
 
 def opened_by(ceiling: str | None, reports: list[Report]) -> set:
-    """The situation's reports a participant with `ceiling` may see: up to the label, never RED."""
+    """The situation's reports a participant with `ceiling` may see: up to the label, never
+    AMBER+STRICT or RED."""
     if ceiling is None:
         return set()
     return {
         report.pk
         for report in reports
-        if report.tlp != Tlp.RED and ROSTER_ORDER.index(report.tlp) <= ROSTER_ORDER.index(ceiling)
+        if report.tlp in ROSTER_ORDER and ROSTER_ORDER.index(report.tlp) <= ROSTER_ORDER.index(ceiling)
     }
 
 

@@ -164,3 +164,17 @@ def test_the_list_costs_the_same_few_queries_for_one_situation_or_many(crisis):
     many, listed = queries_for_list()
     assert len(listed) == 3
     assert many == one
+
+
+def test_unknown_sectors_are_refused_not_dropped(crisis):
+    c = crisis
+    storm(c)
+    proposal = Proposal.objects.get()
+    refused = post(
+        c.nisc_coordinator,
+        f"/situations/proposals/{proposal.pk}/declare",
+        {"title": "t", "reason": "r", "sectors": ["finance", "atlantis"]},
+    )
+    assert refused.status_code == 422
+    assert "atlantis" in refused.json()["invalid_params"][0]["reason"]
+    assert not Situation.objects.exists()

@@ -5,10 +5,11 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from renkei.sharing import services as sharing_services
 from renkei.sharing.choices import ServiceState, Tlp
 from renkei.sharing.models import Advisory, Report
 from renkei.sharing.tests.factories import report_for
-from renkei.situations import services
+from renkei.situations import selectors, services
 from renkei.situations.choices import DecisionKind, ProposalStatus, SituationStatus, SpilloverStatus
 from renkei.situations.models import (
     AlertLevel,
@@ -385,3 +386,99 @@ def test_while_a_situation_is_in_force_its_rule_feeds_it_instead_of_proposing_ag
     assert Proposal.objects.filter(status=ProposalStatus.OPEN).count() == 1, (
         "after the end, the rule proposes again"
     )
+
+
+# --- What the review found --------------------------------------------------------------------------
+
+
+def test_forwarding_to_a_participant_makes_the_grant_its_own_beyond_the_end(crisis):
+    c = crisis
+    situation = active(c)
+    hospital_report = situation.reports.get(organization=c.hospital)
+    assert hospital_report.pk in visible(c.ceptoar_officer)
+    forwarded = sharing_services.report_forward(
+        actor=c.nisc_coordinator, report=hospital_report, organizations=[c.bank_ceptoar]
+    )
+    assert [grant.reason for grant in forwarded] == ["forwarded"]
+    end(c, situation)
+    assert hospital_report.pk in visible(c.ceptoar_officer), "the forward outlives the situation"
+
+
+def test_participants_read_the_situation_reports_but_do_not_pass_them_on(crisis):
+    c = crisis
+    situation = active(c)
+    hospital_report = situation.reports.get(organization=c.hospital)
+    with pytest.raises(ValidationError) as refused:
+        sharing_services.report_forward(
+            actor=c.ceptoar_officer, report=hospital_report, organizations=[c.bank_a]
+        )
+    assert refused.value.code == "not_allowed"
+
+
+def end(c, situation):
+    services.decision_request(
+        actor=c.nisc_coordinator, situation=situation, kind=DecisionKind.END, reason="収束"
+    )
+    services.decision_approve(actor=c.nisc_coordinator_2, situation=situation)
+
+
+def test_reports_a_situation_took_in_do_not_propose_again_after_it_ends(crisis):
+    c = crisis
+    situation = active(c)
+    for reporter in (c.bank_b_reporter, c.water_reporter, c.hospital_reporter):
+        submit(reporter, cause="intentional.dos")
+    assert situation.reports.count() == 6, "each related report joined the situation as it came"
+    end(c, situation)
+    assert services.evaluate_schedule() == 0
+
+
+def test_a_withdrawn_declaration_gives_the_proposal_back(crisis):
+    c = crisis
+    situation = declared(c)
+    services.decision_withdraw(actor=c.nisc_coordinator_2, situation=situation)
+    proposal = Proposal.objects.get()
+    assert proposal.status == ProposalStatus.OPEN and proposal.reports.count() == 3
+    assert Situation_status(situation) == SituationStatus.ENDED
+    again = services.situation_declare(
+        actor=c.nisc_coordinator_2,
+        data=Declaration(title="再宣言", reason="r", level=level("heightened")),
+        proposal=proposal,
+    )
+    assert again.reports.count() == 3
+
+
+def test_no_spillover_warning_is_drafted_from_amber_strict_or_red(crisis):
+    c = crisis
+    for label in (Tlp.RED, Tlp.AMBER_STRICT):
+        submit(
+            c.water_reporter,
+            cause="accidental.equipment_failure",
+            service_state=ServiceState.OUTAGE,
+            tlp=label,
+        )
+    assert not SpilloverProposal.objects.exists()
+
+
+def test_the_room_shows_no_trace_of_reports_the_viewer_may_not_see(crisis):
+    c = crisis
+    red = submit(c.water_reporter, cause="intentional.malware", tlp=Tlp.RED)
+    situation = active(c, nationwide=True)
+    assert red in situation.reports.all()
+    texts = [item.text for item in selectors.timeline(situation, c.ceptoar_officer)]
+    assert red.title not in texts and not any("水道" in text for text in texts if "report" in text)
+    tiles = {
+        cell["sector"].code: cell["reports"] for cell in selectors.sector_map(situation, c.ceptoar_officer)
+    }
+    assert tiles["water"] is False, "no dot for a sector whose only report the viewer may not see"
+
+
+def test_amber_strict_reports_stay_with_their_audience_and_a_stricter_label_takes_a_report_back(crisis):
+    c = crisis
+    strict = submit(c.water_reporter, cause="intentional.malware", tlp=Tlp.AMBER_STRICT)
+    situation = active(c, nationwide=True, level=level("large_scale"))
+    assert strict in situation.reports.all()
+    assert strict.pk not in visible(c.police_officer), "the roster never opens AMBER+STRICT"
+    bank_report = situation.reports.get(organization=c.bank_a)
+    assert bank_report.pk in visible(c.police_officer)
+    sharing_services.report_relabel(actor=c.bank_a_reporter, report=bank_report, tlp=Tlp.AMBER_STRICT)
+    assert bank_report.pk not in visible(c.police_officer)

@@ -1,7 +1,11 @@
+import datetime as dt
+
 import pytest
+from django.utils import timezone
 
 from renkei.directory.models import Sector
 from renkei.sharing.choices import ServiceState
+from renkei.sharing.tests.factories import report_for
 from renkei.sharing.tests.test_views import signed_in
 from renkei.situations.models import (
     AlertLevel,
@@ -13,7 +17,7 @@ from renkei.situations.models import (
     Situation,
     SpilloverProposal,
 )
-from renkei.situations.tests.test_services import storm, submit
+from renkei.situations.tests.test_services import active, storm, submit
 
 pytestmark = pytest.mark.django_db
 
@@ -91,7 +95,7 @@ def test_rules_are_switched_and_tried_on_past_reports_by_the_national_centre(cri
     c = crisis
     storm(c)
     coordinator = browser(c.nisc_coordinator)
-    page = coordinator.get("/situations/rules/?since=2020-01-01")
+    page = coordinator.get(f"/situations/rules/?since={timezone.localdate() - dt.timedelta(days=7)}")
     assert page.status_code == 200
     assert 'data-testid="replay"' in page.content.decode()
     outage = RecognitionRule.objects.get(code="outage-100k-users")
@@ -238,3 +242,21 @@ def test_the_national_centre_keeps_levels_rosters_and_dependencies(crisis):
         "/situations/setup/roster/", {"level": watch.pk, "organization": c.power.pk, "max_tlp": "GREEN"}
     )
     assert not RosterEntry.objects.filter(organization=c.power).exists(), "analysts see, coordinators change"
+
+
+def test_coordinators_add_reports_to_the_room_and_the_after_action_waits_for_the_end(crisis):
+    c = crisis
+    situation = active(c)
+    coordinator = browser(c.nisc_coordinator)
+    later = report_for(c.water_reporter, cause="accidental.operation_error")
+    assert (
+        coordinator.post(f"/situations/{situation.pk}/reports/", {"report": str(later.pk)}).status_code == 302
+    )
+    assert later in situation.reports.all()
+    unknown = coordinator.post(
+        f"/situations/{situation.pk}/reports/", {"report": "7f1d0b1e-0000-4000-8000-000000000000"}
+    )
+    assert unknown.status_code == 400
+    assert coordinator.get(f"/situations/{situation.pk}/after-action/").status_code == 404
+    assert coordinator.get("/situations/rules/?since=2000-01-01").status_code == 400, "too long for a page"
+    assert coordinator.get("/situations/rules/?since=2030-01-01&until=2029-01-01").status_code == 400

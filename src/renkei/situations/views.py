@@ -6,6 +6,7 @@ their refusal is shown on the page that asked (with a 400, so nothing looks done
 
 import datetime as dt
 
+from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -217,18 +218,28 @@ def roster_entry_add(request):
     )
 
 
-@login_required
-@require_POST
-def roster_entry_remove(request, pk):
+def _setup_remove(request, model, pk, remove, success: str):
     _national_centre_only(request)
-    entry = get_object_or_404(RosterEntry, pk=pk)
+    row = get_object_or_404(model, pk=pk)
     try:
-        services.roster_entry_remove(actor=request.user, entry=entry)
+        remove(row)
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     else:
-        messages.success(request, _("Taken off the roster."))
+        messages.success(request, success)
     return redirect("situations:setup")
+
+
+@login_required
+@require_POST
+def roster_entry_remove(request, pk):
+    return _setup_remove(
+        request,
+        RosterEntry,
+        pk,
+        lambda entry: services.roster_entry_remove(actor=request.user, entry=entry),
+        _("Taken off the roster."),
+    )
 
 
 @login_required
@@ -247,15 +258,13 @@ def dependency_save(request):
 @login_required
 @require_POST
 def dependency_remove(request, pk):
-    _national_centre_only(request)
-    dependency = get_object_or_404(SectorDependency, pk=pk)
-    try:
-        services.dependency_remove(actor=request.user, dependency=dependency)
-    except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
-    else:
-        messages.success(request, _("The dependency was removed."))
-    return redirect("situations:setup")
+    return _setup_remove(
+        request,
+        SectorDependency,
+        pk,
+        lambda dependency: services.dependency_remove(actor=request.user, dependency=dependency),
+        _("The dependency was removed."),
+    )
 
 
 @login_required
@@ -395,7 +404,7 @@ def situation_approve(request, pk):
     return _room_action(
         request,
         pk,
-        ReasonForm({"reason": "-"}),
+        forms.Form(request.POST),  # nothing to fill in; carries the service's refusal back to the page
         lambda situation, _data: services.decision_approve(actor=request.user, situation=situation),
         _("Approved: the decision is in force."),
         "approve_form",
@@ -408,7 +417,7 @@ def situation_withdraw(request, pk):
     return _room_action(
         request,
         pk,
-        ReasonForm({"reason": "-"}),
+        forms.Form(request.POST),
         lambda situation, _data: services.decision_withdraw(actor=request.user, situation=situation),
         _("The decision was withdrawn."),
         "approve_form",

@@ -30,15 +30,10 @@ from renkei.core.middleware import preferred_language
 from renkei.core.services import token_authenticate
 from renkei.correlation.choices import SourceKind
 from renkei.correlation.services import forget_sightings
-from renkei.interop.advisory_collection import (
-    ADVISORIES_COLLECTION_ID,
-    advisories_collection_resource,
-    advisory_objects_page,
-    visible_advisories,
-)
 from renkei.interop.models import Collection, IngestStatus, StixObject
 from renkei.interop.services import MAX_BUNDLE_BYTES, Failure, ingest, writable_collection_ids
 from renkei.interop.stix_validation import BundleRejected, parse_envelope
+from renkei.interop.view_collections import VIEW_COLLECTIONS, ViewCollection
 
 TAXII_MEDIA_TYPE = "application/taxii+json;version=2.1"
 STIX_MEDIA_TYPE = "application/stix+json;version=2.1"
@@ -176,7 +171,8 @@ def collections(request: HttpRequest):
     readable = restrict(Collection.objects.all(), request.user).order_by("created_at", "pk")
     writable = writable_collection_ids(request.user)
     stored = [_collection_resource(item, writable) for item in readable]
-    return _answer({"collections": [advisories_collection_resource(), *stored]})
+    views = [view.resource() for view in VIEW_COLLECTIONS.values()]
+    return _answer({"collections": [*views, *stored]})
 
 
 def _collection(request: HttpRequest, collection_id) -> Collection:
@@ -188,8 +184,8 @@ def _collection(request: HttpRequest, collection_id) -> Collection:
 
 @taxii_endpoint("GET")
 def collection(request: HttpRequest, collection_id):
-    if collection_id == ADVISORIES_COLLECTION_ID:
-        return _answer(advisories_collection_resource())
+    if collection_id in VIEW_COLLECTIONS:
+        return _answer(VIEW_COLLECTIONS[collection_id].resource())
     found = _collection(request, collection_id)
     return _answer(_collection_resource(found, writable_collection_ids(request.user)))
 
@@ -301,8 +297,8 @@ def _envelope(page: list[StixObject], more: bool) -> bytes:
 
 @taxii_endpoint("GET", "POST")
 def objects(request: HttpRequest, collection_id):
-    if collection_id == ADVISORIES_COLLECTION_ID:
-        return _advisory_objects(request)
+    if collection_id in VIEW_COLLECTIONS:
+        return _view_objects(request, VIEW_COLLECTIONS[collection_id])
     found = _collection(request, collection_id)
     if request.method == "POST":
         return _add_objects(request, found)
@@ -312,8 +308,8 @@ def objects(request: HttpRequest, collection_id):
 
 @taxii_endpoint("GET", "DELETE")
 def object_detail(request: HttpRequest, collection_id, object_id: str):
-    if collection_id == ADVISORIES_COLLECTION_ID:
-        return _advisory_objects(request, object_id=object_id)
+    if collection_id in VIEW_COLLECTIONS:
+        return _view_objects(request, VIEW_COLLECTIONS[collection_id], object_id=object_id)
     found = _collection(request, collection_id)
     rows = _matching(request, found, object_id=object_id)
     if request.method == "DELETE":
@@ -343,8 +339,8 @@ def _mark_newest(found: Collection, object_id: str) -> None:
 
 @taxii_endpoint("GET")
 def versions(request: HttpRequest, collection_id, object_id: str):
-    if collection_id == ADVISORIES_COLLECTION_ID:
-        return _advisory_objects(request, object_id=object_id, answer="versions")
+    if collection_id in VIEW_COLLECTIONS:
+        return _view_objects(request, VIEW_COLLECTIONS[collection_id], object_id=object_id, answer="versions")
     found = _collection(request, collection_id)
     rows = restrict(StixObject.objects.filter(collection=found, stix_id=object_id), request.user)
     if "added_after" in request.GET:
@@ -362,8 +358,8 @@ def versions(request: HttpRequest, collection_id, object_id: str):
 
 @taxii_endpoint("GET")
 def manifest(request: HttpRequest, collection_id):
-    if collection_id == ADVISORIES_COLLECTION_ID:
-        return _advisory_objects(request, answer="manifest")
+    if collection_id in VIEW_COLLECTIONS:
+        return _view_objects(request, VIEW_COLLECTIONS[collection_id], answer="manifest")
     found = _collection(request, collection_id)
     page, more = _page(request, _matching(request, found).only("pk", "stix_id", "date_added", "version"))
     body = {
@@ -428,12 +424,14 @@ def status(request: HttpRequest, status_id):
     return _answer(status_resource(found))
 
 
-def _advisory_objects(request: HttpRequest, *, object_id: str | None = None, answer: str = "objects"):
-    """Objects, an object, its versions or the manifest of "Advisories to me" (one version each)."""
+def _view_objects(
+    request: HttpRequest, view: ViewCollection, *, object_id: str | None = None, answer: str = "objects"
+):
+    """Objects, an object, its versions or the manifest of a view collection (one version each)."""
     if request.method != "GET":
         raise TaxiiError(403, _("This collection is read-only."))
     added_after = request.GET.get("added_after")
-    advisories = visible_advisories(
+    items = view.visible(
         request.user,
         added_after=_parse_timestamp(added_after, "added_after") if added_after else None,
         after=_cursor(request.GET["next"], key_type=uuid.UUID) if "next" in request.GET else None,
@@ -456,22 +454,22 @@ def _advisory_objects(request: HttpRequest, *, object_id: str | None = None, ans
             and (not stamps or (version is not None and dt.datetime.fromisoformat(version) in stamps))
         )
 
-    page, more = advisory_objects_page(advisories, limit=_limit(request), keep=keep)
-    # What several advisories share (their issuer, the marking definitions) is sent once a page.
-    unique = list({(obj["id"], obj.get("modified")): (advisory, obj) for advisory, obj in page}.values())
+    page, more = view.objects_page(items, limit=_limit(request), keep=keep)
+    # What several items share (an issuer, a sector, the marking definitions) is sent once a page.
+    unique = list({(obj["id"], obj.get("modified")): (item, obj) for item, obj in page}.values())
     if object_id is not None and not unique:
         raise TaxiiError(404, _("No such object."))
     headers = {}
     if unique:
         headers = {
-            "X-TAXII-Date-Added-First": _format(unique[0][0].created_at),
-            "X-TAXII-Date-Added-Last": _format(page[-1][0].created_at),
+            "X-TAXII-Date-Added-First": _format(view.added(unique[0][0])),
+            "X-TAXII-Date-Added-Last": _format(view.added(page[-1][0])),
         }
     body: dict = {"more": more}
     if more:
-        body["next"] = _token(page[-1][0].created_at, page[-1][0].pk)
+        body["next"] = _token(view.added(page[-1][0]), page[-1][0].pk)
     if answer == "versions":
-        stamps_held = (obj.get("modified") or obj.get("created") for _advisory, obj in unique)
+        stamps_held = (obj.get("modified") or obj.get("created") for _item, obj in unique)
         body["versions"] = sorted(
             {_format(dt.datetime.fromisoformat(stamp)) for stamp in stamps_held if stamp}
         )
@@ -479,12 +477,12 @@ def _advisory_objects(request: HttpRequest, *, object_id: str | None = None, ans
         body["objects"] = [
             {
                 "id": obj["id"],
-                "date_added": _format(advisory.created_at),
+                "date_added": _format(view.added(item)),
                 "version": obj.get("modified") or obj.get("created"),
                 "media_type": STIX_MEDIA_TYPE,
             }
-            for advisory, obj in unique
+            for item, obj in unique
         ]
     elif answer == "objects" and unique:
-        body["objects"] = [obj for _advisory, obj in unique]
+        body["objects"] = [obj for _item, obj in unique]
     return _answer(body, headers=headers)

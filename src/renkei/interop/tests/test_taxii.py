@@ -8,12 +8,13 @@ from taxii2client.exceptions import TAXIIServiceException
 from taxii2client.v21 import Collection as TaxiiCollection
 from taxii2client.v21 import Server, as_pages
 
-from renkei.interop.advisory_collection import ADVISORIES_COLLECTION_ID
 from renkei.interop.models import Collection, StixObject
 from renkei.interop.services import ingest, submissions_collection
 from renkei.interop.taxii import TAXII_MEDIA_TYPE
 from renkei.interop.tests.stix_objects import indicator
-from renkei.sharing.tests.factories import advisory_for
+from renkei.interop.view_collections import ADVISORIES, ANONYMIZED_REPORTS, REPORTS
+from renkei.sharing import services as sharing_services
+from renkei.sharing.tests.factories import advisory_for, anonymized_copy_for, report_for, report_input
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -216,7 +217,7 @@ def test_advisories_to_me_is_a_read_only_view_of_the_inbox(taxii, token_of, comm
     )
     advisory_for(community.mhlw_coordinator, sectors=[community.medical], title="医療分野への注意喚起")
     bank = taxii(community.bank_a_reporter).api_roots[0]
-    advisories = next(item for item in bank.collections if item.id == str(ADVISORIES_COLLECTION_ID))
+    advisories = next(item for item in bank.collections if item.id == str(ADVISORIES.id))
     assert advisories.can_read and not advisories.can_write
     received = advisories.get_objects()["objects"]
     reports = [obj for obj in received if obj["type"] == "report"]
@@ -244,7 +245,7 @@ def test_advisories_to_me_is_a_read_only_view_of_the_inbox(taxii, token_of, comm
     ]
 
     hospital = taxii(community.hospital_reporter).api_roots[0]
-    theirs = next(item for item in hospital.collections if item.id == str(ADVISORIES_COLLECTION_ID))
+    theirs = next(item for item in hospital.collections if item.id == str(ADVISORIES.id))
     names = {obj.get("name") for obj in theirs.get_objects()["objects"] if obj["type"] == "report"}
     assert names == {"医療分野への注意喚起"}
     refused = requests.post(
@@ -255,3 +256,39 @@ def test_advisories_to_me_is_a_read_only_view_of_the_inbox(taxii, token_of, comm
         timeout=10,
     )
     assert refused.status_code == 403
+
+
+def test_reports_and_anonymized_copies_are_read_only_views_too(taxii, token_of, community):
+    report = report_for(community.bank_a_reporter, community.bank_a, anonymized_copy_consent=True)
+    ministry = taxii(community.fsa_coordinator).api_roots[0]
+    reports = next(item for item in ministry.collections if item.id == str(REPORTS.id))
+    assert reports.can_read and not reports.can_write
+    received = reports.get_objects()["objects"]
+    assert [obj["name"] for obj in received if obj["type"] == "report"] == [report.title]
+    hospital = taxii(community.hospital_reporter).api_roots[0]
+    theirs = next(item for item in hospital.collections if item.id == str(REPORTS.id))
+    assert theirs.get_objects().get("objects", []) == [], "a report outside one's audience is not there"
+
+    # An update brings the report back to a poll, at its new version.
+    secret = token_of(community.fsa_coordinator)
+    first = _get(community.fsa_coordinator, secret, f"{reports.url}objects/")
+    sharing_services.report_update(
+        author=community.bank_a_reporter,
+        report=report,
+        data=report_input(community.bank_a, title="続報: 不正アクセスの疑い", anonymized_copy_consent=True),
+    )
+    polled = _get(
+        community.fsa_coordinator,
+        secret,
+        f"{reports.url}objects/",
+        added_after=first.headers["X-TAXII-Date-Added-Last"],
+    ).json()
+    assert {obj["name"] for obj in polled["objects"] if obj["type"] == "report"} == {
+        "続報: 不正アクセスの疑い"
+    }
+
+    copy = anonymized_copy_for(community.nisc_coordinator, report)
+    copies = next(item for item in hospital.collections if item.id == str(ANONYMIZED_REPORTS.id))
+    objects = copies.get_objects()["objects"]
+    assert [obj["name"] for obj in objects if obj["type"] == "report"] == [copy.title]
+    assert community.bank_a.name_ja not in json.dumps(objects, ensure_ascii=False), "the source stays hidden"

@@ -246,11 +246,22 @@ def active_rules() -> list[RecognitionRule]:
     )
 
 
+def _lock_rule(rule_id: int) -> None:
+    list(RecognitionRule.objects.select_for_update().filter(pk=rule_id).values_list("pk", flat=True))
+
+
 @transaction.atomic
-def propose(firing: rules.Firing) -> tuple[Proposal, bool]:
+def propose(firing: rules.Firing) -> tuple[Proposal | None, bool]:
     """The open proposal of the firing's rule, created or grown by the firing's reports; whether it
-    is new. One open proposal per rule, held by a unique index even when two workers race."""
+    is new. One open proposal per rule, held by a unique index even when two workers race. Proposing
+    and declaring both lock the rule first: a firing that waited for a declaration of the same rule
+    feeds the situation instead (and gives no proposal)."""
     rule = firing.rule
+    _lock_rule(rule.pk)
+    situation = _situations_by_rule().get(rule.pk)
+    if situation is not None:
+        _feed(situation, firing.report_ids)
+        return None, False
     proposal = Proposal.objects.select_for_update().filter(rule=rule, status=ProposalStatus.OPEN).first()
     created = proposal is None
     if created:
@@ -371,9 +382,9 @@ def evaluate_report(report_id: str, *, now: dt.datetime | None = None) -> list[P
         if counted:
             _feed(situation, [report.pk])
     firings = rules.evaluate_report(report, active_rules(), at=now or timezone.now(), context=context)
-    touched = [propose(firing)[0] for firing in firings if firing.rule.pk not in in_force]
+    proposed = [propose(firing)[0] for firing in firings if firing.rule.pk not in in_force]
     spillover_propose(report, context)
-    return touched
+    return [proposal for proposal in proposed if proposal is not None]
 
 
 def evaluate_schedule(*, now=None) -> int:
@@ -501,6 +512,7 @@ def situation_declare(*, actor: User, data: Declaration, proposal: Proposal | No
         "sectors",
     )
     if proposal is not None:
+        _lock_rule(proposal.rule_id)  # see propose()
         proposal = Proposal.objects.select_for_update().get(pk=proposal.pk)
         _check(
             proposal.status == ProposalStatus.OPEN,

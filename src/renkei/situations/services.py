@@ -692,8 +692,8 @@ def _within(label: str, ceiling: str) -> bool:
     return label in ROSTER_TLP and TLP_ORDER.index(label) <= TLP_ORDER.index(ceiling)
 
 
-def _wider_of(first: str, second: str) -> str:
-    """Of two roster ceilings, the one that lets more through."""
+def _higher_ceiling(first: str, second: str) -> str:
+    """Of two roster ceilings, the one that lets more reports through."""
     return max(first, second, key=TLP_ORDER.index)
 
 
@@ -715,7 +715,9 @@ def roster_organizations(situation: Situation) -> dict[int, str]:
         for organization_id in organizations.exclude(type=OrganizationType.NATIONAL_CENTER).values_list(
             "pk", flat=True
         ):
-            wanted[organization_id] = _wider_of(wanted.get(organization_id, entry.max_tlp), entry.max_tlp)
+            wanted[organization_id] = _higher_ceiling(
+                wanted.get(organization_id, entry.max_tlp), entry.max_tlp
+            )
     return wanted
 
 

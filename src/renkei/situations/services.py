@@ -61,7 +61,7 @@ from renkei.situations.models import (
     SituationReport,
     SpilloverProposal,
 )
-from renkei.situations.tasks import proposal_notify, report_evaluate
+from renkei.situations.tasks import duty_team_notify, report_evaluate
 
 REFERENCE_DATA = Path(__file__).parent / "referencedata" / "situations.json"
 # How long a joining organization has to acknowledge the notice.
@@ -281,7 +281,7 @@ def propose(firing: rules.Firing) -> tuple[Proposal | None, bool]:
         audit_write(actor=None, action=AuditAction.CREATE, obj=proposal, after=snapshot(proposal))
         # Queued in this transaction, as report notifications are: the mail exists exactly when the
         # proposal does.
-        proposal_notify.enqueue(proposal_id=proposal.pk)
+        duty_team_notify.enqueue(kind="proposal", pk=proposal.pk)
     return proposal, created
 
 
@@ -440,18 +440,21 @@ def _national_centre_coordinators():
     ).distinct()
 
 
-def tell_duty_team(proposal_id: int) -> int:
-    """E-mail the national centre's coordinators that a rule proposes a level (each in their language)."""
-    proposal = Proposal.objects.select_related("rule", "level").get(pk=proposal_id)
+def tell_duty_team(kind: str, pk: int) -> int:
+    """E-mail the national centre's coordinators, each in their language, that a rule proposes a level
+    (`kind` "proposal") or that an outage calls for a spill-over warning (`kind` "spillover")."""
+    if kind == "proposal":
+        subject_of = Proposal.objects.select_related("rule", "level").get(pk=pk)
+        url = absolute_url("proposal_detail", pk, namespace="situations")
+    else:
+        subject_of = SpilloverProposal.objects.select_related("source_sector").get(pk=pk)
+        url = absolute_url("spillover_detail", pk, namespace="situations")
     messages = []
     for person in _national_centre_coordinators().exclude(email=""):
         with translation.override(person.language or settings.LANGUAGE_CODE):
-            context = {
-                "proposal": proposal,
-                "url": absolute_url("proposal_detail", proposal.pk, namespace="situations"),
-            }
-            subject = " ".join(render_to_string("situations/email/proposal_subject.txt", context).split())
-            body = render_to_string("situations/email/proposal_body.txt", context)
+            context = {kind: subject_of, "url": url}
+            subject = " ".join(render_to_string(f"situations/email/{kind}_subject.txt", context).split())
+            body = render_to_string(f"situations/email/{kind}_body.txt", context)
         messages.append(mail.EmailMessage(subject, body, settings.DEFAULT_FROM_EMAIL, [person.email]))
     if not messages:
         return 0
@@ -1019,6 +1022,7 @@ def spillover_propose(report: Report, context: rules.Context | None = None) -> S
             )
             proposal.dependent_sectors.set(dependents)
             audit_write(actor=None, action=AuditAction.CREATE, obj=proposal, after=snapshot(proposal))
+            duty_team_notify.enqueue(kind="spillover", pk=proposal.pk)
     except IntegrityError:
         return None
     return proposal

@@ -13,8 +13,9 @@ def report_evaluate(report_id: str) -> int:
 
 
 @task()
-def proposal_notify(proposal_id: int) -> int:
-    """E-mail the national centre's coordinators about a new proposal. Returns the messages sent."""
+def duty_team_notify(kind: str, pk: int) -> int:
+    """E-mail the national centre's coordinators about a new proposal ("proposal") or spill-over
+    warning draft ("spillover"). Returns the messages sent."""
     from renkei.situations.services import tell_duty_team
 
-    return tell_duty_team(proposal_id)
+    return tell_duty_team(kind, pk)

@@ -3,11 +3,12 @@ commit, a proposal reaches the national centre's coordinators, and joining reach
 
 import pytest
 
+from renkei.sharing.choices import ServiceState
 from renkei.sharing.tests.delivery_support import failed_tasks
 from renkei.sharing.tests.factories import report_for
 from renkei.sharing.tests.test_delivery import subject_of
 from renkei.situations import services
-from renkei.situations.models import Proposal, Situation
+from renkei.situations.models import Proposal, Situation, SpilloverProposal
 from renkei.situations.services import Declaration
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -53,3 +54,29 @@ def test_a_storm_reaches_the_duty_team_and_the_declaration_reaches_the_roster(cr
     assert c.bank_b_reporter.email not in told
     notice = Situation.objects.get().participants.get(organization=c.bank_ceptoar).notice
     assert notice.ack_required
+
+
+def test_a_spillover_draft_reaches_the_duty_team(crisis, inbox, run_worker):
+    c = crisis
+    report_for(c.water_reporter, cause="accidental.equipment_failure", service_state=ServiceState.OUTAGE)
+    run_worker()
+    assert failed_tasks() == []
+    run_worker()  # the mail task the evaluation queued
+    inbox.wait_for(1)
+    told = {
+        recipient
+        for delivery in inbox.deliveries
+        if "波及のおそれ" in subject_of(delivery.message)
+        for recipient in delivery.recipients
+    }
+    assert told == {c.nisc_coordinator.email, c.nisc_coordinator_2.email}
+    [delivery] = [
+        d
+        for d in inbox.deliveries
+        if c.nisc_coordinator.email in d.recipients and "波及" in subject_of(d.message)
+    ]
+    assert "しずく水道" not in delivery.message.get_body().get_content()
+    assert (
+        f"/situations/spillover/{SpilloverProposal.objects.get().pk}/"
+        in delivery.message.get_body().get_content()
+    )

@@ -14,6 +14,14 @@ from renkei.core.models import TOKEN_PREFIX, ApiToken, hash_token
 
 
 @transaction.atomic
+def check(condition: bool, message: str, code: str, field_name: str | None = None) -> None:
+    """Refuse with a ValidationError the API and the pages show: on `field_name` when given."""
+    if not condition:
+        raise ValidationError(
+            {field_name: [ValidationError(message, code=code)]} if field_name else message, code=code
+        )
+
+
 def token_create(*, actor, user, name: str = "", expires_days: int | None = 90) -> tuple[ApiToken, str]:
     """Create a token for `user`; returns it with the secret, which is never stored or shown again."""
     if expires_days is not None and expires_days <= 0:

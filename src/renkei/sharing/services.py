@@ -24,6 +24,7 @@ from django.utils.translation import gettext as _
 from renkei.audit.models import AuditAction
 from renkei.audit.services import audit_write, snapshot
 from renkei.core.choices import Action
+from renkei.core.services import check as _check
 from renkei.correlation.choices import SourceKind
 from renkei.correlation.services import index_sightings
 from renkei.directory.choices import OrganizationType, Role
@@ -185,13 +186,6 @@ class AnonymizedInput:
     organizations: Sequence[Organization] = ()
     people: Sequence[User] = ()
     observables: Sequence[tuple[str, str]] = ()
-
-
-def _check(condition: bool, message: str, code: str, field_name: str | None = None) -> None:
-    if not condition:
-        raise ValidationError(
-            {field_name: [ValidationError(message, code=code)]} if field_name else message, code=code
-        )
 
 
 def _validate_report(data: ReportInput) -> list[ObservableInput]:

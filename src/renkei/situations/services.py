@@ -25,6 +25,7 @@ from renkei.audit.models import AuditAction
 from renkei.audit.services import audit_write, snapshot
 from renkei.core.choices import Action
 from renkei.core.reference_cache import cached_reference
+from renkei.core.services import check as _check
 from renkei.directory.choices import OrganizationType
 from renkei.directory.models import Organization, Sector, User
 from renkei.sharing.choices import TLP_ORDER, GrantReason, ServiceState, Severity, Tlp
@@ -66,13 +67,6 @@ from renkei.situations.tasks import duty_team_notify, report_evaluate
 REFERENCE_DATA = Path(__file__).parent / "referencedata" / "situations.json"
 # How long a joining organization has to acknowledge the notice.
 ACKNOWLEDGE_WITHIN = dt.timedelta(hours=2)
-
-
-def _check(condition: bool, message: str, code: str, field_name: str | None = None) -> None:
-    if not condition:
-        raise ValidationError(
-            {field_name: [ValidationError(message, code=code)]} if field_name else message, code=code
-        )
 
 
 # --- Reference data -----------------------------------------------------------------------------

@@ -61,6 +61,8 @@ class AlertLevel(models.Model):
         help_text=_("A CSS colour such as #d33 for the level's badge."),
     )
 
+    objects = RestrictedQuerySet.as_manager()
+
     class Meta:
         ordering = ["rank"]
         verbose_name = _("alert level")
@@ -71,6 +73,10 @@ class AlertLevel(models.Model):
 
     def __str__(self) -> str:
         return localized(self.name_ja, self.name_en)
+
+    @classmethod
+    def access_rule(cls, principal: Principal, action: str) -> Q:
+        return _national_centre_rule(principal, action)
 
 
 class SectorDependency(models.Model):
@@ -93,6 +99,8 @@ class SectorDependency(models.Model):
     )
     note = models.CharField(_("note"), max_length=300, blank=True)
 
+    objects = RestrictedQuerySet.as_manager()
+
     class Meta:
         ordering = ["depended_on", "dependent"]
         verbose_name = _("sector dependency")
@@ -109,6 +117,10 @@ class SectorDependency(models.Model):
 
     def __str__(self) -> str:
         return f"{self.dependent} → {self.depended_on} ({self.strength})"
+
+    @classmethod
+    def access_rule(cls, principal: Principal, action: str) -> Q:
+        return _national_centre_rule(principal, action)
 
 
 class RecognitionRule(models.Model):
@@ -272,6 +284,8 @@ class RosterEntry(models.Model):
         _("may see reports up to"), max_length=16, choices=ROSTER_LABELS, default=Tlp.AMBER
     )
 
+    objects = RestrictedQuerySet.as_manager()
+
     class Meta:
         ordering = ["level", "organization_type", "organization"]
         verbose_name = _("roster entry")
@@ -287,6 +301,10 @@ class RosterEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.level}: {self.organization or self.get_organization_type_display()}"
+
+    @classmethod
+    def access_rule(cls, principal: Principal, action: str) -> Q:
+        return _national_centre_rule(principal, action)
 
 
 class Situation(models.Model):

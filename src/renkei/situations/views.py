@@ -12,7 +12,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -144,9 +144,11 @@ def _national_centre_only(request) -> None:
 
 def _render_setup(request, status=200, **forms):
     context = {
-        "levels": AlertLevel.objects.all(),
-        "roster": RosterEntry.objects.select_related("level", "organization"),
-        "dependencies": SectorDependency.objects.select_related("depended_on", "dependent"),
+        "levels": restrict(AlertLevel.objects.all(), request.user),
+        "roster": restrict(RosterEntry.objects.select_related("level", "organization"), request.user),
+        "dependencies": restrict(
+            SectorDependency.objects.select_related("depended_on", "dependent"), request.user
+        ),
         "level_form": forms.get("level_form") or LevelForm(),
         "roster_form": forms.get("roster_form") or RosterEntryForm(),
         "dependency_form": forms.get("dependency_form") or DependencyForm(),
@@ -179,7 +181,7 @@ def _setup_action(request, form, perform, success: str, form_name: str, page=Non
 @login_required
 def level_edit(request, pk=None):
     _national_centre_only(request)
-    level = get_object_or_404(AlertLevel, pk=pk) if pk else None
+    level = get_restricted_or_404(AlertLevel.objects.all(), request.user, pk=pk) if pk else None
 
     def page(form, status=400):
         if level:
@@ -220,7 +222,7 @@ def roster_entry_add(request):
 
 def _setup_remove(request, model, pk, remove, success: str):
     _national_centre_only(request)
-    row = get_object_or_404(model, pk=pk)
+    row = get_restricted_or_404(model.objects.all(), request.user, pk=pk)
     try:
         remove(row)
     except ValidationError as error:

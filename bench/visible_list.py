@@ -122,21 +122,22 @@ def fill() -> None:
     print(f"generated {REPORTS:,} reports in {time.perf_counter() - started:.0f} s", flush=True)
 
 
-def p95(query) -> float:
+def p95_pair(query, baseline_query) -> tuple[float, float]:
+    """p95 of the query and of the baseline, run alternately so a noisy moment hits both alike."""
     from django.db import connection
 
-    sql, params = query.query.sql_with_params()
+    statements = [query.query.sql_with_params(), baseline_query.query.sql_with_params()]
+    timings: list[list[float]] = [[], []]
     with connection.cursor() as cursor:
-        for _warm_up in range(5):
-            cursor.execute(sql, params)
-            cursor.fetchall()
-        timings = []
-        for _run in range(RUNS):
-            started = time.perf_counter()
-            cursor.execute(sql, params)
-            cursor.fetchall()
-            timings.append(time.perf_counter() - started)
-    return statistics.quantiles(timings, n=100)[94]
+        for run in range(-5, RUNS):  # five warm-up rounds
+            for index, (sql, params) in enumerate(statements):
+                started = time.perf_counter()
+                cursor.execute(sql, params)
+                cursor.fetchall()
+                if run >= 0:
+                    timings[index].append(time.perf_counter() - started)
+    measured, baseline = (statistics.quantiles(series, n=100)[94] for series in timings)
+    return measured, baseline
 
 
 def plan_top(query) -> str:
@@ -164,9 +165,7 @@ def main() -> None:
     print(f"{'user':<18}{'visible':>10}{'p95 ms':>10}{'baseline ms':>13}{'ratio':>8}  plan")
     for label, user in (("operator", operator), ("ministry (METI)", ministry), ("national centre", centre)):
         restricted = Report.objects.restrict(user).order_by("-created_at")[:PAGE]
-        # Baseline and restricted runs alternate per user, so a noisy moment hits both alike.
-        baseline = p95(baseline_query)
-        measured = p95(restricted)
+        measured, baseline = p95_pair(restricted, baseline_query)
         visible = Report.objects.restrict(user).count()
         print(
             f"{label:<18}{visible:>10,}{measured * 1000:>10.2f}{baseline * 1000:>13.2f}"

@@ -6,6 +6,7 @@ from django.utils import translation
 
 from renkei.core.reference_cache import reference_cache_clear
 from renkei.core.referencedata import all_reference_data_load
+from renkei.core.tests.loopback import loopback_allowed  # noqa: F401 (a fixture)
 from renkei.core.tests.smtp import smtp_server
 from renkei.core.tests.worker import run_worker_until_idle
 from renkei.directory.choices import OrganizationType, Role

@@ -5,6 +5,7 @@ directory and needs no other server. `RENKEI_ENV=production` turns on the harden
 passes `renkei check --deploy --fail-level WARNING`.
 """
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -143,10 +144,7 @@ SQLITE_OPTIONS = {
     "transaction_mode": "IMMEDIATE",
     "timeout": 30,
     "init_command": (
-        "PRAGMA journal_mode=WAL;"
-        "PRAGMA synchronous=NORMAL;"
-        "PRAGMA busy_timeout=30000;"
-        "PRAGMA foreign_keys=ON;"
+        "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;PRAGMA busy_timeout=30000;PRAGMA foreign_keys=ON;"
     ),
 }
 
@@ -228,6 +226,14 @@ RENKEI_ATTACHMENT_MAX_BYTES = int(os.environ.get("RENKEI_ATTACHMENT_MAX_MB", "20
 RENKEI_CORRELATION_MAX_SIGHTINGS = int(os.environ.get("RENKEI_CORRELATION_MAX_SIGHTINGS", "1000"))
 # Encrypts the passwords and tokens of TAXII feeds; derived from the secret key when not set.
 RENKEI_FEED_KEY = os.environ.get("RENKEI_FEED_KEY", "")
+# Addresses feeds and webhooks never connect to (renkei.core.outbound): loopback, "this host",
+# link-local (cloud metadata) and multicast. Private ranges stay allowed for closed networks.
+RENKEI_OUTBOUND_DENY = _env_list(
+    "RENKEI_OUTBOUND_DENY",
+    "127.0.0.0/8,0.0.0.0/8,169.254.0.0/16,224.0.0.0/4,::1/128,::/128,fe80::/10,ff00::/8",
+)
+for _network in RENKEI_OUTBOUND_DENY:
+    ipaddress.ip_network(_network, strict=False)  # a mistyped network stops start-up, not a delivery
 # Embedded mode serves straight from the package, so no collectstatic step is needed.
 WHITENOISE_USE_FINDERS = not PRODUCTION
 WHITENOISE_AUTOREFRESH = DEBUG

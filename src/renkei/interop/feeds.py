@@ -29,13 +29,13 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_tasks import task
-from requests.adapters import HTTPAdapter
 from taxii2client.exceptions import TAXIIServiceException
 from taxii2client.v21 import Collection as RemoteCollection
 from taxii2client.v21 import as_pages
 
 from renkei.audit.models import AuditAction
 from renkei.audit.services import audit_write, snapshot
+from renkei.core import outbound
 from renkei.core.access import principal_for
 from renkei.directory.choices import OrganizationType
 from renkei.directory.models import Organization, Sector, User
@@ -130,6 +130,8 @@ def _validate(data: FeedSettings) -> None:
         URLValidator(schemes=["http", "https"])(data.url)
     except ValidationError:
         _check(False, _("Enter the collection's http:// or https:// address."), "url")
+    refused = outbound.refusal(data.url)
+    _check(refused is None, refused or "", "url")
     _check(data.poll_minutes >= 1, _("Poll at most once a minute."), "poll_minutes")
     _check(data.tlp in Tlp.values, _("Unknown TLP label %(tlp)s.") % {"tlp": data.tlp}, "tlp")
     _check(data.audience in CollectionAudience.values, _("Choose an audience."), "audience")
@@ -257,14 +259,6 @@ class FeedError(Exception):
     """A poll that could not go on; its message is what the run records."""
 
 
-class _TimeoutAdapter(HTTPAdapter):
-    """taxii2-client sets no timeout; requests would otherwise wait for ever."""
-
-    def send(self, request, **kwargs):
-        kwargs["timeout"] = kwargs.get("timeout") or REMOTE_TIMEOUT
-        return super().send(request, **kwargs)
-
-
 def _remote(feed: TaxiiFeed, password: str) -> tuple[RemoteCollection, list]:
     """The remote collection, and a list that receives the headers of each HTTP response.
 
@@ -273,9 +267,7 @@ def _remote(feed: TaxiiFeed, password: str) -> tuple[RemoteCollection, list]:
     keep its connection open after the poll.
     """
     remote = RemoteCollection(feed.url, user=feed.username or None, password=password or None)
-    session = remote._conn.session
-    session.mount("http://", _TimeoutAdapter())
-    session.mount("https://", _TimeoutAdapter())
+    session = outbound.session(timeout=REMOTE_TIMEOUT, into=remote._conn.session)
     headers: list = []
     session.hooks["response"].append(lambda response, *args, **kwargs: headers.append(response.headers))
     return remote, headers
@@ -379,7 +371,7 @@ def _read_remote(feed: TaxiiFeed, password: str, progress: _Progress) -> None:
 
 
 def _describe(error: Exception) -> str:
-    if isinstance(error, FeedError):
+    if isinstance(error, FeedError | outbound.OutboundRefused):
         return str(error)
     if isinstance(error, InvalidToken):
         return _("The stored password can no longer be read (the key has changed): enter it again.")
@@ -408,7 +400,12 @@ def feed_poll(feed: TaxiiFeed) -> FeedRun:
         _read_remote(feed, decrypt_secret(feed.secret_encrypted), progress)
     except Exception as error:  # a feed's failure is recorded, never passed on to the worker
         if not isinstance(
-            error, FeedError | InvalidToken | requests.RequestException | TAXIIServiceException
+            error,
+            FeedError
+            | InvalidToken
+            | outbound.OutboundRefused
+            | requests.RequestException
+            | TAXIIServiceException,
         ):
             logger.exception("Polling feed %s failed", feed.pk)
         run.error = _describe(error)

@@ -10,9 +10,10 @@ advisory's body stays behind the link, the files behind an API token) with the h
 
 A 2xx answer is success. Anything else (including redirects, which are not followed) is retried
 with backoff, 5 attempts in all (after 1 min, 5 min, 30 min, 2 h); every attempt is a
-WebhookAttempt row. Only http and https URLs are accepted. Private and loopback addresses are
-allowed on purpose: Renkei runs inside closed government and operator networks where the
-receivers live on private addresses.
+WebhookAttempt row. Only http and https URLs are accepted, and never to an address
+RENKEI_OUTBOUND_DENY lists (renkei.core.outbound; loopback and link-local by default). Private
+addresses are allowed on purpose: Renkei runs inside closed government and operator networks where
+the receivers live on private addresses.
 """
 
 import datetime as dt
@@ -21,8 +22,6 @@ import hmac
 import json
 import secrets
 import time
-import urllib.error
-import urllib.request
 import uuid
 
 from django.core.exceptions import ValidationError
@@ -33,6 +32,7 @@ from django.utils.translation import gettext as _
 
 from renkei.audit.models import AuditAction
 from renkei.audit.services import audit_write, snapshot
+from renkei.core import outbound
 from renkei.core.choices import Action
 from renkei.directory.models import Organization
 from renkei.sharing.models import Advisory, WebhookAttempt, WebhookEndpoint
@@ -68,6 +68,8 @@ def webhook_register(*, actor, organization: Organization, url: str) -> tuple[We
         raise ValidationError(
             {"url": [ValidationError(_("Enter an http:// or https:// URL."), code="url")]}
         ) from error
+    if refused := outbound.refusal(url):
+        raise ValidationError({"url": [ValidationError(refused, code="refused")]})
     secret = secrets.token_hex(32)
     with transaction.atomic():
         endpoint = WebhookEndpoint.objects.create(organization=organization, url=url, secret=secret)
@@ -130,21 +132,12 @@ def queue_webhooks(advisory: Advisory) -> int:
     return count
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        return None  # a redirect is answered as an error: the receiver must give its real URL
-
-
-_opener = urllib.request.build_opener(_NoRedirects)
+_session = outbound.session(timeout=TIMEOUT_SECONDS)
 
 
 def _post(url: str, body: bytes, headers: dict[str, str]) -> int:
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310 (http/https checked at registration)
-    try:
-        with _opener.open(request, timeout=TIMEOUT_SECONDS) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
+    # A redirect is answered as an error: the receiver must give its real URL.
+    return _session.post(url, data=body, headers=headers, allow_redirects=False).status_code
 
 
 def deliver(*, endpoint_id: int, advisory_id: str, attempt: int, delivery_id: str) -> bool:
@@ -170,9 +163,8 @@ def deliver(*, endpoint_id: int, advisory_id: str, attempt: int, delivery_id: st
     status_code, error = None, ""
     try:
         status_code = _post(endpoint.url, body, headers)
-    except (OSError, ValueError) as failure:  # URLError, timeouts and refused connections are OSErrors
-        reason = getattr(failure, "reason", None) or failure
-        error = (str(reason) or type(failure).__name__)[:ERROR_MAX_CHARS]
+    except (OSError, ValueError, outbound.OutboundRefused) as failure:  # requests' errors are OSErrors
+        error = (str(failure) or type(failure).__name__)[:ERROR_MAX_CHARS]
     delivered = status_code is not None and 200 <= status_code < 300
     WebhookAttempt.objects.create(
         endpoint=endpoint, advisory=advisory, attempt=attempt, status_code=status_code, error=error

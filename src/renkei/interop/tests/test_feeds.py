@@ -40,7 +40,8 @@ from renkei.interop.services import ingest, submissions_collection
 from renkei.interop.tests.stix_objects import indicator
 from renkei.sharing.tests.access_oracle import signed_in
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# The remote servers here listen on loopback, which RENKEI_OUTBOUND_DENY lists by default.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("loopback_allowed")]
 
 MEDALLION_ROOT = "trustgroup1"
 MEDALLION_COLLECTION = "91a7b528-80eb-42ed-a74d-c6fbd5a26116"
@@ -351,6 +352,13 @@ def test_imported_objects_carry_the_feeds_label_and_audience(renkei_remote, comm
         assert StixObject.objects.restrict(reader).filter(collection=feed.collection).count() == 5
     for outsider in (community.mhlw_coordinator, community.hospital_reporter):
         assert not StixObject.objects.restrict(outsider).filter(collection=feed.collection).exists()
+
+
+def test_a_feed_on_a_metadata_service_is_refused_at_registration(community):
+    data = FeedSettings(name="Feed", url="http://169.254.169.254/taxii2/api/collections/1/")
+    with pytest.raises(ValidationError, match="RENKEI_OUTBOUND_DENY"):
+        feed_create(actor=community.bank_a_admin, owner=community.bank_a, data=data)
+    assert not TaxiiFeed.objects.exists()
 
 
 def test_only_the_organizations_administrators_register_feeds(community):

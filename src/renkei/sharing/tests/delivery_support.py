@@ -107,6 +107,6 @@ class WebhookReceiver:
 
 
 @pytest.fixture
-def webhook_receiver():
+def webhook_receiver(loopback_allowed):
     with WebhookReceiver() as receiver:
         yield receiver

@@ -33,6 +33,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase
 
 from renkei.core.services import token_create
+from renkei.core.tests.loopback import deny_list_without_loopback
 from renkei.directory.choices import OrganizationType
 from renkei.directory.models import Membership, User
 from renkei.sharing.choices import Tlp, VersionStage
@@ -293,6 +294,7 @@ def strings_in(document) -> list[str]:
     EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
     TASKS={"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}},
     RENKEI_BASE_URL=BASE_URL,
+    RENKEI_OUTBOUND_DENY=deny_list_without_loopback(),
 )
 class ChannelsMatchTheOracle(TestCase):
     @classmethod

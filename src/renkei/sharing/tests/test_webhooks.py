@@ -48,6 +48,13 @@ def register(receiver, organization) -> WebhookEndpoint:
 # --- Registration ----------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8000/hook", "http://169.254.169.254/latest/meta-data/"])
+def test_a_webhook_to_this_host_or_a_metadata_service_is_refused(community, url):
+    with pytest.raises(ValidationError, match="RENKEI_OUTBOUND_DENY"):
+        webhook_register(actor=None, organization=community.bank_a, url=url)
+    assert not WebhookEndpoint.objects.exists()
+
+
 def test_an_organization_admin_registers_a_webhook_and_gets_its_secret_once(community):
     endpoint, secret = webhook_register(
         actor=community.bank_a_admin,
@@ -244,7 +251,7 @@ def test_delivery_gives_up_after_the_last_attempt(community, inbox, webhook_rece
     assert WebhookAttempt.objects.count() == MAX_ATTEMPTS
 
 
-def test_an_unreachable_receiver_is_logged_and_retried(community, inbox):
+def test_an_unreachable_receiver_is_logged_and_retried(community, inbox, loopback_allowed):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]

@@ -46,3 +46,25 @@ def test_operator_imports_a_bundle_and_the_ministry_reads_it(demo, visitor, tmp_
     sign_in(visitor, MINISTRY)
     visitor.open(object_path, "object-as-ministry")
     expect(visitor.page.get_by_test_id("stix-id")).to_have_text(indicator(1)["id"])
+
+
+def test_the_national_centre_publishes_a_collection_to_all_critical_infrastructure(demo, visitor):
+    sign_in(visitor, "nco-officer")
+    menu_link(visitor, "/exchange/").click()
+    visitor.page.get_by_role("link", name="新しいコレクション").click()
+    visitor.checkpoint("collection-new")
+    visitor.page.locator("input[name=title]").fill("重要インフラ全体向け指標")
+    visitor.page.locator("input[name=tlp][value=GREEN]").check()
+    visitor.page.locator("input[name=audience][value=named]").check()
+    visitor.page.locator("input[name=all_ci]").check()
+    visitor.page.get_by_role("button", name="作成").click()
+    visitor.checkpoint("collection-created")
+    expect(visitor.page.get_by_role("heading", level=1)).to_have_text("重要インフラ全体向け指標")
+    expect(visitor.page.locator("dl.summary")).to_contain_text("重要インフラ全体")
+    sign_out(visitor)
+
+    sign_in(visitor, OPERATOR)
+    menu_link(visitor, "/exchange/").click()
+    row = visitor.page.get_by_role("row", name=re.compile("重要インフラ全体向け指標"))
+    expect(row).to_contain_text("閲覧")
+    expect(visitor.page.get_by_role("link", name="新しいコレクション")).to_have_count(0)

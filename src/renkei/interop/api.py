@@ -1,4 +1,5 @@
-"""STIX bundles over the JSON API: upload into a collection, read the outcome, list collections."""
+"""STIX bundles over the JSON API: upload into a collection, read the outcome; list, create and change
+collections."""
 
 from uuid import UUID
 
@@ -10,13 +11,22 @@ from ninja import Query, Router, Schema, Status
 
 from renkei.core.access import get_restricted_or_404, restrict
 from renkei.core.choices import Action
-from renkei.core.problems import problem_response
+from renkei.core.problems import Problem, invalid_param, problem_response, validation_problem
 from renkei.core.schemas import ProblemOut
+from renkei.directory.models import Organization, Sector
+from renkei.interop import services
+from renkei.interop.collection_sharing import administered_organizations
 from renkei.interop.misp_import import import_misp_event
-from renkei.interop.models import Collection, IngestStatus
-from renkei.interop.schemas import CollectionOut, IngestStatusOut
-from renkei.interop.services import MAX_BUNDLE_BYTES, import_bundle, writable_collection_ids
+from renkei.interop.models import SUBMITTING_TYPES, Collection, IngestStatus
+from renkei.interop.schemas import CollectionIn, CollectionOut, IngestStatusOut
+from renkei.interop.services import (
+    MAX_BUNDLE_BYTES,
+    CollectionSettings,
+    import_bundle,
+    writable_collection_ids,
+)
 from renkei.interop.stix_validation import BundleRejected
+from renkei.sharing.api import service_errors
 
 router = Router(tags=["interoperability"])
 
@@ -30,6 +40,7 @@ class TargetQuery(Schema):
 
 
 def collection_out(collection: Collection, writable: set) -> dict:
+    entries = collection.audience_entries.all()
     return {
         "id": collection.id,
         "title": collection.display_title,
@@ -37,16 +48,97 @@ def collection_out(collection: Collection, writable: set) -> dict:
         "owner": collection.owner.name,
         "tlp": collection.tlp,
         "audience": collection.audience,
+        "named_audience": {
+            "all_ci": any(entry.all_ci for entry in entries),
+            "sectors": [entry.sector.code for entry in entries if entry.sector_id],
+            "organization_types": [entry.organization_type for entry in entries if entry.organization_type],
+        },
         "can_write": collection.pk in writable,
     }
+
+
+def _readable_collections(request: HttpRequest):
+    return restrict(
+        Collection.objects.select_related("owner").prefetch_related("audience_entries__sector"), request.user
+    )
 
 
 @router.get("/stix/collections", response={200: list[CollectionOut], 401: ProblemOut})
 def collection_list(request: HttpRequest):
     """The collections you may read, which TAXII serves at /taxii2/api/collections/."""
-    readable = restrict(Collection.objects.select_related("owner"), request.user).order_by("created_at")
+    readable = _readable_collections(request).order_by("created_at")
     writable = writable_collection_ids(request.user)
     return [collection_out(item, writable) for item in readable]
+
+
+COLLECTION_ANSWERS = {401: ProblemOut, 403: ProblemOut, 404: ProblemOut, 422: ProblemOut}
+
+
+def _collection_settings(request: HttpRequest, body: CollectionIn) -> CollectionSettings:
+    codes = list(dict.fromkeys(body.named_audience.sectors))
+    sectors = list(Sector.objects.restrict(request.user).filter(code__in=codes, active=True))
+    unknown = set(codes) - {sector.code for sector in sectors}
+    if unknown:
+        reason = _("Unknown sector code: %(values)s") % {"values": ", ".join(sorted(unknown))}
+        raise validation_problem([invalid_param("named_audience.sectors", reason, "body")])
+    return CollectionSettings(
+        title=body.title,
+        description=body.description,
+        tlp=body.tlp,
+        audience=body.audience,
+        all_ci=body.named_audience.all_ci,
+        sectors=sectors,
+        organization_types=[str(kind) for kind in body.named_audience.organization_types],
+    )
+
+
+def _owner(request: HttpRequest, organization_id: int | None) -> Organization:
+    """The organization the new collection belongs to: the one named, or the only one the caller manages."""
+    if organization_id is not None:
+        owner = Organization.objects.restrict(request.user).filter(pk=organization_id).first()
+        if owner is None:
+            reason = _("Unknown organization: %(values)s") % {"values": organization_id}
+            raise validation_problem([invalid_param("organization", reason, "body")])
+        return owner
+    managed = list(administered_organizations(request.user).filter(type__in=SUBMITTING_TYPES)[:2])
+    if not managed:
+        raise Problem(
+            403,
+            _("Only the organization's officers and administrators may manage its collections and feeds."),
+        )
+    if len(managed) > 1:
+        reason = _("You manage more than one organization: name the one that owns the collection.")
+        raise validation_problem([invalid_param("organization", reason, "body")])
+    return managed[0]
+
+
+@router.post("/stix/collections", response={201: CollectionOut, **COLLECTION_ANSWERS})
+def collection_create(request: HttpRequest, body: CollectionIn):
+    """Create a collection your organization shares objects through (officers and administrators).
+
+    Its objects carry its TLP label and reach its audience: the mandated chain like a report, or the
+    sectors and organization types named. TLP:RED and AMBER+STRICT collections never go to whole
+    groups, and only CLEAR ones to the public. Your organization's writers add objects to it by
+    upload or over TAXII."""
+    owner = _owner(request, body.organization)
+    settings = _collection_settings(request, body)
+    with service_errors(forbidden={"forbidden"}):
+        created = services.collection_create(actor=request.user, owner=owner, data=settings)
+    found = _readable_collections(request).get(pk=created.pk)
+    return Status(201, collection_out(found, writable_collection_ids(request.user)))
+
+
+@router.put("/stix/collections/{uuid:collection_id}", response={200: CollectionOut, **COLLECTION_ANSWERS})
+def collection_change(request: HttpRequest, collection_id: UUID, body: CollectionIn):
+    """Change a collection's title, description, label or audience; every object in it is shared the
+    new way at once. Submissions collections follow the mandated chain, and a feed's collection is set
+    with its feed (422). `organization` is ignored: a collection keeps its owner."""
+    collection = get_restricted_or_404(_readable_collections(request), request.user, pk=collection_id)
+    settings = _collection_settings(request, body)
+    with service_errors(forbidden={"forbidden"}):
+        services.collection_update(actor=request.user, collection=collection, data=settings)
+    found = _readable_collections(request).get(pk=collection.pk)
+    return collection_out(found, writable_collection_ids(request.user))
 
 
 def status_out(status: IngestStatus) -> dict:

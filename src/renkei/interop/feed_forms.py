@@ -5,37 +5,23 @@ from django.utils.translation import gettext_lazy as _
 from renkei.core.forms import RenkeiForm
 from renkei.directory.choices import OrganizationType
 from renkei.directory.models import Organization, Sector
+from renkei.interop.collection_sharing import sharing_of
 from renkei.interop.feeds import FeedSettings, feed_settings
-from renkei.interop.models import CollectionAudience
+from renkei.interop.models import Collection, CollectionAudience
+from renkei.interop.services import CollectionSettings
 from renkei.sharing.choices import Tlp
 from renkei.sharing.forms import OrganizationChoiceMixin, TlpChoicesMixin, TlpField
 
 
-class FeedForm(OrganizationChoiceMixin, TlpChoicesMixin, RenkeiForm):
-    """A feed's settings. The password is never shown again: left blank on an edit, it is kept."""
+class SharingForm(OrganizationChoiceMixin, TlpChoicesMixin, RenkeiForm):
+    """The owning organization (on creation), and the label and audience of a collection's objects."""
 
     organization = forms.ModelChoiceField(
-        label=_("Imports for"), queryset=Organization.objects.none(), empty_label=None
+        label=_("Owner"), queryset=Organization.objects.none(), empty_label=None
     )
-    name = forms.CharField(label=_("Name"), max_length=200)
-    url = forms.URLField(
-        label=_("Collection address"),
-        max_length=1000,
-        assume_scheme="https",
-        help_text=_("The TAXII 2.1 collection's address, ending in /collections/<id>/."),
-    )
-    username = forms.CharField(label=_("User name"), max_length=200, required=False)
-    secret = forms.CharField(
-        label=_("Password or API token"),
-        required=False,
-        strip=False,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text=_("Stored encrypted and never shown again."),
-    )
-    poll_minutes = forms.IntegerField(label=_("Poll every (minutes)"), min_value=1, initial=60)
     tlp = TlpField(initial=Tlp.AMBER)
     audience = forms.ChoiceField(
-        label=_("Who may read the imported objects"),
+        label=_("Who may read the objects"),
         choices=CollectionAudience.choices,
         initial=CollectionAudience.CHAIN,
         widget=forms.RadioSelect,
@@ -53,30 +39,66 @@ class FeedForm(OrganizationChoiceMixin, TlpChoicesMixin, RenkeiForm):
         choices=[(t.value, t.label) for t in OrganizationType if t != OrganizationType.PUBLIC],
         widget=forms.CheckboxSelectMultiple,
     )
-    active = forms.BooleanField(label=_("Poll this feed"), required=False, initial=True)
 
-    def __init__(self, *args, user, organizations=None, feed=None, **kwargs):
-        if feed is not None:
-            kwargs.setdefault("initial", vars(feed_settings(feed)))
+    def __init__(self, *args, user, organizations=None, existing: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["sectors"].queryset = Sector.objects.restrict(user).filter(active=True)
-        if feed is None:
-            self.offer_organizations(organizations)
-            del self.fields["active"]  # a new feed is polled
+        if existing:
+            del self.fields["organization"]  # a collection keeps its owner
         else:
-            # A feed keeps the organization it imports for.
-            del self.fields["organization"]
-            self.fields["secret"].help_text = _("Stored encrypted. Leave blank to keep the stored one.")
+            self.offer_organizations(organizations)
 
     def clean(self):
         data = super().clean()
         named = data.get("audience") == CollectionAudience.NAMED
         if named and not (data.get("all_ci") or data.get("sectors") or data.get("organization_types")):
             raise ValidationError(
-                _("Choose who may read the imported objects: everyone, sectors or organization types."),
+                _("Choose who may read the objects: everyone, sectors or organization types."),
                 code="no_audience",
             )
         return data
+
+    def sharing(self) -> dict:
+        data = self.cleaned_data
+        return {
+            "tlp": data["tlp"],
+            "audience": data["audience"],
+            "all_ci": data["all_ci"],
+            "sectors": list(data["sectors"]),
+            "organization_types": list(data["organization_types"]),
+        }
+
+
+class FeedForm(SharingForm):
+    """A feed's settings. The password is never shown again: left blank on an edit, it is kept."""
+
+    name = forms.CharField(label=_("Name"), max_length=200)
+    url = forms.URLField(
+        label=_("Collection address"),
+        max_length=1000,
+        assume_scheme="https",
+        help_text=_("The TAXII 2.1 collection's address, ending in /collections/<id>/."),
+    )
+    username = forms.CharField(label=_("User name"), max_length=200, required=False)
+    secret = forms.CharField(
+        label=_("Password or API token"),
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text=_("Stored encrypted and never shown again."),
+    )
+    poll_minutes = forms.IntegerField(label=_("Poll every (minutes)"), min_value=1, initial=60)
+    active = forms.BooleanField(label=_("Poll this feed"), required=False, initial=True)
+
+    def __init__(self, *args, user, organizations=None, feed=None, **kwargs):
+        if feed is not None:
+            kwargs.setdefault("initial", vars(feed_settings(feed)))
+        super().__init__(*args, user=user, organizations=organizations, existing=feed is not None, **kwargs)
+        if feed is None:
+            self.fields["organization"].label = _("Imports for")
+            del self.fields["active"]  # a new feed is polled
+        else:
+            self.fields["secret"].help_text = _("Stored encrypted. Leave blank to keep the stored one.")
 
     def feed_settings(self) -> FeedSettings:
         data = self.cleaned_data
@@ -86,10 +108,29 @@ class FeedForm(OrganizationChoiceMixin, TlpChoicesMixin, RenkeiForm):
             username=data["username"],
             secret=data["secret"],
             poll_minutes=data["poll_minutes"],
-            tlp=data["tlp"],
-            audience=data["audience"],
-            all_ci=data["all_ci"],
-            sectors=list(data["sectors"]),
-            organization_types=list(data["organization_types"]),
             active=data.get("active", True),
+            **self.sharing(),
         )
+
+
+class CollectionForm(SharingForm):
+    """A collection an organization shares its own objects through (not its submissions, not a feed's)."""
+
+    title = forms.CharField(label=_("Title"), max_length=200)
+    description = forms.CharField(
+        label=_("Description"), required=False, widget=forms.Textarea(attrs={"rows": 3})
+    )
+
+    def __init__(self, *args, user, organizations=None, collection: Collection | None = None, **kwargs):
+        if collection is not None:
+            kwargs.setdefault(
+                "initial",
+                {"title": collection.title, "description": collection.description, **sharing_of(collection)},
+            )
+        super().__init__(
+            *args, user=user, organizations=organizations, existing=collection is not None, **kwargs
+        )
+
+    def collection_settings(self) -> CollectionSettings:
+        data = self.cleaned_data
+        return CollectionSettings(title=data["title"], description=data["description"], **self.sharing())

@@ -10,21 +10,16 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from renkei.core.access import get_restricted_or_404, principal_for, restrict
+from renkei.core.access import get_restricted_or_404, restrict
 from renkei.core.choices import Action
-from renkei.directory.models import Organization
+from renkei.interop.collection_sharing import administered_organizations
 from renkei.interop.feed_forms import FeedForm
 from renkei.interop.feeds import feed_create as create_feed
 from renkei.interop.feeds import feed_poll as poll_feed
 from renkei.interop.feeds import feed_update
-from renkei.interop.models import FEED_ADMIN_ROLES, FeedRun, TaxiiFeed
+from renkei.interop.models import FeedRun, TaxiiFeed
 
 RUNS_SHOWN = 50
-
-
-def _administered(user):
-    """The organizations whose feeds the user may register."""
-    return Organization.objects.filter(pk__in=principal_for(user).org_ids_with_role(*FEED_ADMIN_ROLES))
 
 
 @login_required
@@ -36,7 +31,7 @@ def feed_list(request):
     )
     context = {
         "feeds": feeds,
-        "can_create": _administered(request.user).exists(),
+        "can_create": administered_organizations(request.user).exists(),
         "nav_section": "exchange",
     }
     return render(request, "interop/feed_list.html", context)
@@ -55,7 +50,7 @@ def _save(form, save):
 
 @login_required
 def feed_create(request):
-    organizations = _administered(request.user)
+    organizations = administered_organizations(request.user)
     if not organizations.exists():
         raise Http404(_("Not found."))
     form = FeedForm(request.POST or None, user=request.user, organizations=organizations)

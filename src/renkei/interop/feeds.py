@@ -36,21 +36,19 @@ from taxii2client.v21 import as_pages
 from renkei.audit.models import AuditAction
 from renkei.audit.services import audit_write, snapshot
 from renkei.core import outbound
-from renkei.core.access import principal_for
-from renkei.directory.choices import OrganizationType
-from renkei.directory.models import Organization, Sector, User
-from renkei.interop.models import (
-    FEED_ADMIN_ROLES,
-    Collection,
-    CollectionAudience,
-    CollectionAudienceEntry,
-    FeedRun,
-    StixObject,
-    TaxiiFeed,
+from renkei.directory.models import Organization, User
+from renkei.interop.collection_sharing import (
+    Sharing,
+    check,
+    check_administrator,
+    sharing_apply,
+    sharing_check,
+    sharing_of,
+    sharing_snapshot,
 )
+from renkei.interop.models import Collection, FeedRun, StixObject, TaxiiFeed
 from renkei.interop.services import Failure, ingest
 from renkei.interop.stix_validation import BundleRejected, check_objects
-from renkei.sharing.choices import Tlp
 
 logger = logging.getLogger(__name__)
 
@@ -101,8 +99,8 @@ def decrypt_secret(encrypted: str) -> str:
 # --- Registering feeds --------------------------------------------------------------------------
 
 
-@dataclass
-class FeedSettings:
+@dataclass(kw_only=True)
+class FeedSettings(Sharing):
     """What an administrator chooses for a feed. `secret` blank on an update keeps the stored one."""
 
     name: str
@@ -110,90 +108,32 @@ class FeedSettings:
     username: str = ""
     secret: str = ""
     poll_minutes: int = 60
-    tlp: str = Tlp.AMBER
-    audience: str = CollectionAudience.CHAIN
-    # Used when audience is NAMED: everyone matching one of them may read the imported objects.
-    all_ci: bool = False
-    sectors: list[Sector] = field(default_factory=list)
-    organization_types: list[str] = field(default_factory=list)
     active: bool = True
 
 
-def _check(condition: bool, message: str, field_name: str) -> None:
-    if not condition:
-        raise ValidationError({field_name: message})
-
-
 def _validate(data: FeedSettings) -> None:
-    _check(bool(data.name.strip()), _("A name is required."), "name")
+    check(bool(data.name.strip()), _("A name is required."), "name")
     try:
         URLValidator(schemes=["http", "https"])(data.url)
     except ValidationError:
-        _check(False, _("Enter the collection's http:// or https:// address."), "url")
+        check(False, _("Enter the collection's http:// or https:// address."), "url")
     refused = outbound.refusal(data.url)
-    _check(refused is None, refused or "", "url")
-    _check(data.poll_minutes >= 1, _("Poll at most once a minute."), "poll_minutes")
-    _check(data.tlp in Tlp.values, _("Unknown TLP label %(tlp)s.") % {"tlp": data.tlp}, "tlp")
-    _check(data.audience in CollectionAudience.values, _("Choose an audience."), "audience")
-    if data.audience == CollectionAudience.NAMED:
-        _check(
-            data.all_ci or bool(data.sectors) or bool(data.organization_types),
-            _("Name who may read the imported objects."),
-            "audience",
-        )
-        unknown = set(data.organization_types) - set(OrganizationType.values)
-        _check(not unknown, _("Unknown organization type."), "organization_types")
-        # The label is the ceiling on the audience (PRODUCT.md, "Access control").
-        _check(
-            data.tlp not in (Tlp.RED, Tlp.AMBER_STRICT),
-            _("TLP:RED and TLP:AMBER+STRICT objects never go to whole groups; choose the mandated chain."),
-            "tlp",
-        )
-        _check(
-            data.tlp == Tlp.CLEAR or OrganizationType.PUBLIC not in data.organization_types,
-            _("Only TLP:CLEAR may reach outside the critical-infrastructure community."),
-            "organization_types",
-        )
-
-
-def _check_administrator(actor: User, owner: Organization) -> None:
-    if not principal_for(actor).has_role(*FEED_ADMIN_ROLES, org_id=owner.pk):
-        raise ValidationError(
-            _("Only the organization's officers and administrators may manage its feeds."), code="forbidden"
-        )
-
-
-def _set_audience(collection: Collection, data: FeedSettings) -> None:
-    collection.audience_entries.all().delete()
-    if data.audience != CollectionAudience.NAMED:
-        return
-    entries = [CollectionAudienceEntry(collection=collection, all_ci=True)] if data.all_ci else []
-    entries += [CollectionAudienceEntry(collection=collection, sector=sector) for sector in data.sectors]
-    entries += [
-        CollectionAudienceEntry(collection=collection, organization_type=kind)
-        for kind in dict.fromkeys(data.organization_types)
-    ]
-    CollectionAudienceEntry.objects.bulk_create(entries)
+    check(refused is None, refused or "", "url")
+    check(data.poll_minutes >= 1, _("Poll at most once a minute."), "poll_minutes")
+    sharing_check(data)
 
 
 def _feed_snapshot(feed: TaxiiFeed) -> dict:
-    audience = [str(entry) for entry in feed.collection.audience_entries.all()]
-    return snapshot(feed, exclude=SECRET_FIELDS) | {
-        "tlp": feed.collection.tlp,
-        "audience": feed.collection.audience,
-        "audience_entries": audience,
-    }
+    return snapshot(feed, exclude=SECRET_FIELDS) | sharing_snapshot(feed.collection)
 
 
 @transaction.atomic
 def feed_create(*, actor: User, owner: Organization, data: FeedSettings) -> TaxiiFeed:
     """Register a remote collection, imported into a new collection of `owner`'s; first poll is due now."""
-    _check_administrator(actor, owner)
+    check_administrator(actor, owner)
     _validate(data)
-    collection = Collection.objects.create(
-        owner=owner, title=data.name.strip(), tlp=data.tlp, audience=data.audience
-    )
-    _set_audience(collection, data)
+    collection = Collection.objects.create(owner=owner, title=data.name.strip())
+    sharing_apply(collection, data)
     feed = TaxiiFeed.objects.create(
         name=data.name.strip(),
         url=data.url,
@@ -215,7 +155,7 @@ def feed_update(*, actor: User, feed: TaxiiFeed, data: FeedSettings) -> TaxiiFee
     a changed label or audience applies to every object already imported, since they share the
     collection."""
     feed = TaxiiFeed.objects.select_for_update().select_related("collection").get(pk=feed.pk)
-    _check_administrator(actor, feed.collection.owner)
+    check_administrator(actor, feed.collection.owner)
     _validate(data)
     before = _feed_snapshot(feed)
     if data.url != feed.url:
@@ -228,27 +168,22 @@ def feed_update(*, actor: User, feed: TaxiiFeed, data: FeedSettings) -> TaxiiFee
     feed.poll_minutes, feed.active = data.poll_minutes, data.active
     feed.save()
     collection = feed.collection
-    collection.title, collection.tlp, collection.audience = feed.name, data.tlp, data.audience
-    collection.save(update_fields=["title", "tlp", "audience"])
-    _set_audience(collection, data)
+    collection.title = feed.name
+    collection.save(update_fields=["title"])
+    sharing_apply(collection, data)
     audit_write(actor=actor, action=AuditAction.UPDATE, obj=feed, before=before, after=_feed_snapshot(feed))
     return feed
 
 
 def feed_settings(feed: TaxiiFeed) -> FeedSettings:
     """A feed's current settings, its secret left blank (it is never shown again)."""
-    entries = list(feed.collection.audience_entries.select_related("sector"))
     return FeedSettings(
         name=feed.name,
         url=feed.url,
         username=feed.username,
         poll_minutes=feed.poll_minutes,
-        tlp=feed.collection.tlp,
-        audience=feed.collection.audience,
-        all_ci=any(entry.all_ci for entry in entries),
-        sectors=[entry.sector for entry in entries if entry.sector_id],
-        organization_types=[entry.organization_type for entry in entries if entry.organization_type],
         active=feed.active,
+        **sharing_of(feed.collection),
     )
 
 

@@ -24,6 +24,14 @@ from renkei.core.choices import Action
 from renkei.correlation.choices import SourceKind
 from renkei.correlation.services import index_many_sightings
 from renkei.directory.models import Organization, User
+from renkei.interop.collection_sharing import (
+    Sharing,
+    check,
+    check_administrator,
+    sharing_apply,
+    sharing_check,
+    sharing_snapshot,
+)
 from renkei.interop.models import (
     SUBMITTING_TYPES,
     Collection,
@@ -59,6 +67,62 @@ def submissions_collection(organization: Organization) -> Collection:
         owner=organization,
         is_submissions=True,
         defaults={"audience": CollectionAudience.CHAIN},
+    )
+    return collection
+
+
+@dataclass(kw_only=True)
+class CollectionSettings(Sharing):
+    """What an organization's officers choose for a collection it shares objects through."""
+
+    title: str
+    description: str = ""
+
+
+def _collection_snapshot(collection: Collection) -> dict:
+    return snapshot(collection) | sharing_snapshot(collection)
+
+
+@transaction.atomic
+def collection_create(*, actor: User, owner: Organization, data: CollectionSettings) -> Collection:
+    """A new collection of `owner`'s, shared with the audience chosen; its writers add objects to it."""
+    check_administrator(actor, owner)
+    check(bool(data.title.strip()), _("A title is required."), "title")
+    check(owner.type in SUBMITTING_TYPES, _("This organization cannot share collections."), "organization")
+    sharing_check(data)
+    collection = Collection.objects.create(
+        owner=owner, title=data.title.strip(), description=data.description
+    )
+    sharing_apply(collection, data)
+    audit_write(
+        actor=actor, action=AuditAction.CREATE, obj=collection, after=_collection_snapshot(collection)
+    )
+    return collection
+
+
+@transaction.atomic
+def collection_update(*, actor: User, collection: Collection, data: CollectionSettings) -> Collection:
+    """Change a shared collection's title, label or audience; its objects are shared the new way at once.
+    Submissions follow the mandated chain and a feed's collection is set with the feed."""
+    collection = Collection.objects.select_for_update().select_related("owner").get(pk=collection.pk)
+    check_administrator(actor, collection.owner)
+    check(
+        not collection.is_submissions and not hasattr(collection, "feed"),
+        _("This collection's sharing is set with its feed or follows the mandated chain."),
+        "audience",
+    )
+    check(bool(data.title.strip()), _("A title is required."), "title")
+    sharing_check(data)
+    before = _collection_snapshot(collection)
+    collection.title, collection.description = data.title.strip(), data.description
+    collection.save(update_fields=["title", "description"])
+    sharing_apply(collection, data)
+    audit_write(
+        actor=actor,
+        action=AuditAction.UPDATE,
+        obj=collection,
+        before=before,
+        after=_collection_snapshot(collection),
     )
     return collection
 

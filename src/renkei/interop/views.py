@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -17,10 +18,13 @@ from django.views.decorators.http import require_POST
 from renkei.core.access import get_restricted_or_404, restrict
 from renkei.correlation.choices import SourceKind
 from renkei.correlation.services import seen_elsewhere
+from renkei.interop.collection_sharing import administered_organizations
+from renkei.interop.feed_forms import CollectionForm
 from renkei.interop.forms import BundleUploadForm, UploadFormat
 from renkei.interop.misp_import import import_misp_event
-from renkei.interop.models import Collection, IngestStatus, StixObject
-from renkei.interop.services import import_bundle, writable_collection_ids
+from renkei.interop.models import SUBMITTING_TYPES, Collection, IngestStatus, StixObject
+from renkei.interop.services import collection_create as create_collection
+from renkei.interop.services import collection_update, import_bundle, writable_collection_ids
 from renkei.interop.stix_validation import BundleRejected
 
 PAGE_SIZE = 50
@@ -32,10 +36,68 @@ def collection_list(request):
     context = {
         "collections": readable,
         "writable": writable_collection_ids(request.user),
+        "can_create": administered_organizations(request.user).filter(type__in=SUBMITTING_TYPES).exists(),
         "taxii_url": request.build_absolute_uri("/taxii2/"),
         "nav_section": "exchange",
     }
     return render(request, "interop/collection_list.html", context)
+
+
+def _managed(collection: Collection, user) -> bool:
+    """Whether the user sets this collection's sharing here (submissions and feeds' are set elsewhere)."""
+    return (
+        not collection.is_submissions
+        and not hasattr(collection, "feed")
+        and administered_organizations(user).filter(pk=collection.owner_id).exists()
+    )
+
+
+def _saved(form, save):
+    """Run the service with the form's settings; its refusals are shown on the form."""
+    if not form.is_valid():
+        return None
+    try:
+        return save(form.collection_settings())
+    except ValidationError as error:
+        form.add_error(None, error)
+        return None
+
+
+@login_required
+def collection_create(request):
+    organizations = administered_organizations(request.user).filter(type__in=SUBMITTING_TYPES)
+    if not organizations.exists():
+        raise Http404(_("Not found."))
+    form = CollectionForm(request.POST or None, user=request.user, organizations=organizations)
+    collection = request.method == "POST" and _saved(
+        form,
+        lambda data: create_collection(
+            actor=request.user, owner=form.cleaned_data["organization"], data=data
+        ),
+    )
+    if collection:
+        messages.success(request, _("The collection has been created."))
+        return redirect("interop:collection_detail", collection.pk)
+    context = {"form": form, "collection": None, "nav_section": "exchange"}
+    return render(request, "interop/collection_form.html", context)
+
+
+@login_required
+def collection_edit(request, collection_id):
+    collection = get_restricted_or_404(
+        Collection.objects.select_related("owner"), request.user, pk=collection_id
+    )
+    if not _managed(collection, request.user):
+        raise Http404(_("Not found."))
+    form = CollectionForm(request.POST or None, user=request.user, collection=collection)
+    saved = request.method == "POST" and _saved(
+        form, lambda data: collection_update(actor=request.user, collection=collection, data=data)
+    )
+    if saved:
+        messages.success(request, _("The collection's settings have been saved."))
+        return redirect("interop:collection_detail", collection.pk)
+    context = {"form": form, "collection": collection, "nav_section": "exchange"}
+    return render(request, "interop/collection_form.html", context)
 
 
 @login_required
@@ -58,6 +120,7 @@ def collection_detail(request, collection_id):
         "chosen_type": chosen_type,
         "query": f"type={chosen_type}" if chosen_type else "",
         "can_write": collection.pk in writable_collection_ids(request.user),
+        "can_manage": _managed(collection, request.user),
         "form": BundleUploadForm(),
         "nav_section": "exchange",
     }

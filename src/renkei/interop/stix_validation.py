@@ -1263,7 +1263,8 @@ def validate_object(obj: object) -> list[str]:
         and UUID_RE.match(id_, prefix_length)
     ):
         errors.append(f"id: must be '{type_}--<UUID>'")
-    missing = schema.required - obj.keys()
+    # An empty string counts as missing, as stix2 counts it.
+    missing = [name for name in schema.required if obj.get(name, "") == ""]
     if missing:
         errors.extend(f"{name}: required" for name in sorted(missing) if name != "id")
     properties = schema.properties

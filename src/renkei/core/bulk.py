@@ -20,11 +20,15 @@ def db_value(value):
 
 
 def staging_table(name: str, columns: dict[str, str]) -> None:
-    """An empty temporary table `name` (column → SQL type) for this connection. It lives as long as
-    the connection and is emptied before each use, so callers need not clean up after themselves."""
+    """An empty temporary table `name` (column → SQL type) for this connection, used inside a
+    transaction. It lives as long as the connection and is emptied before each use, so callers need
+    not clean up after themselves."""
     definition = ", ".join(f"{column} {sql_type}" for column, sql_type in columns.items())
+    # On PostgreSQL the rows go at commit: a temporary table is never vacuumed, and rows deleted one
+    # by one would pile up as dead tuples for as long as the connection lives.
+    on_commit = " ON COMMIT DELETE ROWS" if connection.vendor == "postgresql" else ""
     with connection.cursor() as cursor:
-        cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {name} ({definition})")
+        cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {name} ({definition}){on_commit}")
         cursor.execute(f"DELETE FROM {name}")  # noqa: S608 (names come from code, never from input)
 
 

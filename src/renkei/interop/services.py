@@ -43,6 +43,8 @@ from renkei.interop.observables import stix_observables
 from renkei.interop.stix_validation import garbage_collector_paused, parse_bundle
 from renkei.interop.tasks import stix_sightings_index
 
+# Ids listed in one statement (SQLite binds at most 32,766 parameters).
+IDS_PER_STATEMENT = 10_000
 # Objects indexed for correlation in one go after an import.
 INDEX_BATCH = 5000
 # The largest bundle accepted in one upload or TAXII write.
@@ -210,7 +212,9 @@ def ingest(
             load_rows(STAGING, STORED_COLUMNS, rows)
             cursor.execute(MOVE_NEW_OBJECTS_INTO_PLACE)
             stored = cursor.rowcount
-            cursor.execute(NEWEST_OF_IDS_HELD_BEFORE, prepared)
+            cursor.execute(IDS_HELD_IN_ANOTHER_VERSION, prepared)
+            if ids := [row[0] for row in cursor.fetchall()]:
+                _settle_newest_versions(cursor, collection_id, ids)
     if stored:
         transaction.on_commit(
             lambda: stix_sightings_index.enqueue(collection_id=str(collection.pk), added=added.isoformat())
@@ -261,20 +265,36 @@ MOVE_NEW_OBJECTS_INTO_PLACE = f"""
     ON CONFLICT (collection_id, stix_id, version) DO NOTHING
 """  # noqa: S608 (column names from the constant above)
 
-# A write marks the newest of the versions it brings as current. Ids the collection held before may
-# have a newer version already, or an older one that is current no more. Driven from the staged ids,
-# so its cost follows the size of the write, not of the collection.
-NEWEST_OF_IDS_HELD_BEFORE = """
+# A write marks the newest of the versions it brings as current. Ids the collection holds in another
+# version (held before, or a second one in this write) may have a newer version already, or an older
+# one that is current no more. Both statements go from the staged ids, one index probe each, so their
+# cost follows the size of the write, not of the collection. (OFFSET 0 keeps PostgreSQL from turning
+# the EXISTS into a join, which with stale statistics it may plan as a hash of the whole collection.)
+IDS_HELD_IN_ANOTHER_VERSION = """
+    SELECT DISTINCT s.stix_id FROM interop_staging s
+    WHERE EXISTS (
+        SELECT 1 FROM interop_stixobject held
+        WHERE held.collection_id = %(collection)s AND held.stix_id = s.stix_id AND held.version <> s.version
+        LIMIT 1 OFFSET 0
+    )
+"""
+NEWEST_VERSION_IS_CURRENT = """
     UPDATE interop_stixobject AS target SET is_latest = (version = newest.newest_version)
     FROM (
-        SELECT s.stix_id, max(held.version) AS newest_version
-        FROM interop_staging s
-        JOIN interop_stixobject held ON held.collection_id = %(collection)s AND held.stix_id = s.stix_id
-        GROUP BY s.stix_id HAVING count(*) > 1
+        SELECT stix_id, max(version) AS newest_version FROM interop_stixobject
+        WHERE collection_id = %s AND stix_id IN ({ids})
+        GROUP BY stix_id
     ) AS newest
-    WHERE target.collection_id = %(collection)s AND target.stix_id = newest.stix_id
+    WHERE target.collection_id = %s AND target.stix_id = newest.stix_id
       AND target.is_latest <> (target.version = newest.newest_version)
 """
+
+
+def _settle_newest_versions(cursor, collection_id, ids: list[str]) -> None:
+    for start in range(0, len(ids), IDS_PER_STATEMENT):
+        chunk = ids[start : start + IDS_PER_STATEMENT]
+        listed = ", ".join(["%s"] * len(chunk))
+        cursor.execute(NEWEST_VERSION_IS_CURRENT.format(ids=listed), [collection_id, *chunk, collection_id])
 
 
 def index_stored_objects(collection_id: str, added: str) -> int:

@@ -3,7 +3,6 @@ organization they import for; everyone else gets the same 404 as for a feed that
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
 from django.db.models import OuterRef, Subquery
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -12,8 +11,8 @@ from django.views.decorators.http import require_POST
 
 from renkei.core.access import get_restricted_or_404, restrict
 from renkei.core.choices import Action
+from renkei.interop.collection_forms import FeedForm, saved_through_form
 from renkei.interop.collection_sharing import administered_organizations
-from renkei.interop.feed_forms import FeedForm
 from renkei.interop.feeds import feed_create as create_feed
 from renkei.interop.feeds import feed_poll as poll_feed
 from renkei.interop.feeds import feed_update
@@ -37,24 +36,13 @@ def feed_list(request):
     return render(request, "interop/feed_list.html", context)
 
 
-def _save(form, save):
-    """Run the service with the form's settings; its refusals are shown on the form."""
-    if not form.is_valid():
-        return None
-    try:
-        return save(form.feed_settings())
-    except ValidationError as error:
-        form.add_error(None, error)
-        return None
-
-
 @login_required
 def feed_create(request):
     organizations = administered_organizations(request.user)
     if not organizations.exists():
         raise Http404(_("Not found."))
     form = FeedForm(request.POST or None, user=request.user, organizations=organizations)
-    feed = request.method == "POST" and _save(
+    feed = request.method == "POST" and saved_through_form(
         form, lambda data: create_feed(actor=request.user, owner=form.cleaned_data["organization"], data=data)
     )
     if feed:
@@ -69,7 +57,7 @@ def feed_edit(request, feed_id):
         TaxiiFeed.objects.select_related("collection"), request.user, Action.CHANGE, pk=feed_id
     )
     form = FeedForm(request.POST or None, user=request.user, feed=feed)
-    saved = request.method == "POST" and _save(
+    saved = request.method == "POST" and saved_through_form(
         form, lambda data: feed_update(actor=request.user, feed=feed, data=data)
     )
     if saved:

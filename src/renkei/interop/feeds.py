@@ -117,8 +117,8 @@ def _validate(data: FeedSettings) -> None:
         URLValidator(schemes=["http", "https"])(data.url)
     except ValidationError:
         check(False, _("Enter the collection's http:// or https:// address."), "url")
-    refused = outbound.refusal(data.url)
-    check(refused is None, refused or "", "url")
+    if refused := outbound.refusal(data.url):
+        raise ValidationError({"url": refused})
     check(data.poll_minutes >= 1, _("Poll at most once a minute."), "poll_minutes")
     sharing_check(data)
 

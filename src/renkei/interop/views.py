@@ -18,8 +18,8 @@ from django.views.decorators.http import require_POST
 from renkei.core.access import get_restricted_or_404, restrict
 from renkei.correlation.choices import SourceKind
 from renkei.correlation.services import seen_elsewhere
+from renkei.interop.collection_forms import CollectionForm, saved_through_form
 from renkei.interop.collection_sharing import administered_organizations
-from renkei.interop.feed_forms import CollectionForm
 from renkei.interop.forms import BundleUploadForm, UploadFormat
 from renkei.interop.misp_import import import_misp_event
 from renkei.interop.models import SUBMITTING_TYPES, Collection, IngestStatus, StixObject
@@ -52,24 +52,13 @@ def _managed(collection: Collection, user) -> bool:
     )
 
 
-def _saved(form, save):
-    """Run the service with the form's settings; its refusals are shown on the form."""
-    if not form.is_valid():
-        return None
-    try:
-        return save(form.collection_settings())
-    except ValidationError as error:
-        form.add_error(None, error)
-        return None
-
-
 @login_required
 def collection_create(request):
     organizations = administered_organizations(request.user).filter(type__in=SUBMITTING_TYPES)
     if not organizations.exists():
         raise Http404(_("Not found."))
     form = CollectionForm(request.POST or None, user=request.user, organizations=organizations)
-    collection = request.method == "POST" and _saved(
+    collection = request.method == "POST" and saved_through_form(
         form,
         lambda data: create_collection(
             actor=request.user, owner=form.cleaned_data["organization"], data=data
@@ -90,7 +79,7 @@ def collection_edit(request, collection_id):
     if not _managed(collection, request.user):
         raise Http404(_("Not found."))
     form = CollectionForm(request.POST or None, user=request.user, collection=collection)
-    saved = request.method == "POST" and _saved(
+    saved = request.method == "POST" and saved_through_form(
         form, lambda data: collection_update(actor=request.user, collection=collection, data=data)
     )
     if saved:

@@ -1,3 +1,6 @@
+"""Forms for what an organization shares through collections: its TAXII feeds (a remote collection
+polled into one of its own) and the collections it publishes. Both choose a TLP label and audience."""
+
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
@@ -11,6 +14,18 @@ from renkei.interop.models import Collection, CollectionAudience
 from renkei.interop.services import CollectionSettings
 from renkei.sharing.choices import Tlp
 from renkei.sharing.forms import OrganizationChoiceMixin, TlpChoicesMixin, TlpField
+
+
+def saved_through_form(form, save):
+    """Run the service with the form's settings (a feed's or a collection's); its refusals are shown
+    on the form. None when the form or the service refused."""
+    if not form.is_valid():
+        return None
+    try:
+        return save(form.settings())
+    except ValidationError as error:
+        form.add_error(None, error)
+        return None
 
 
 class SharingForm(OrganizationChoiceMixin, TlpChoicesMixin, RenkeiForm):
@@ -58,6 +73,10 @@ class SharingForm(OrganizationChoiceMixin, TlpChoicesMixin, RenkeiForm):
             )
         return data
 
+    def settings(self):
+        """What the service needs from the form (the subclass's settings dataclass)."""
+        raise NotImplementedError
+
     def sharing(self) -> dict:
         data = self.cleaned_data
         return {
@@ -100,7 +119,7 @@ class FeedForm(SharingForm):
         else:
             self.fields["secret"].help_text = _("Stored encrypted. Leave blank to keep the stored one.")
 
-    def feed_settings(self) -> FeedSettings:
+    def settings(self) -> FeedSettings:
         data = self.cleaned_data
         return FeedSettings(
             name=data["name"],
@@ -131,6 +150,6 @@ class CollectionForm(SharingForm):
             *args, user=user, organizations=organizations, existing=collection is not None, **kwargs
         )
 
-    def collection_settings(self) -> CollectionSettings:
+    def settings(self) -> CollectionSettings:
         data = self.cleaned_data
         return CollectionSettings(title=data["title"], description=data["description"], **self.sharing())

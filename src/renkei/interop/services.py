@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 from renkei.audit.models import AuditAction
 from renkei.audit.services import audit_write, snapshot
 from renkei.core.access import restrict
-from renkei.core.bulk import load_rows, staging_table
+from renkei.core.bulk import load_rows
 from renkei.core.choices import Action
 from renkei.correlation.choices import SourceKind
 from renkei.correlation.services import index_many_sightings
@@ -166,11 +166,10 @@ def ingest(
 ) -> IngestStatus:
     """Store valid `objects` in `collection` and record the outcome, `failures` included, as one status.
 
-    Into an empty collection the objects are loaded straight into place. Otherwise they go through a
-    staging table, one set-based statement moves those the collection does not hold yet (the unique
-    constraint leaves out the others), and another settles which version of the ids it held before
-    is now the current one."""
-    # One writer per collection at a time, so "the newest version" is decided against settled data.
+    Under the collection's lock, one look at the versions held of the incoming ids decides which
+    objects are new and which version of each id is now the current one; the new ones are then
+    loaded straight into place and only the held rows that stop (or start) being current change."""
+    # One writer per collection at a time, so what was read below is still so when the rows go in.
     Collection.objects.select_for_update().filter(pk=collection.pk).first()
     added = timezone.now()
     failures = list(failures)
@@ -179,42 +178,37 @@ def ingest(
     distinct: dict[tuple[str, dt.datetime], dict] = {}
     for obj in objects:
         distinct.setdefault((obj["id"], object_version(obj, added)), obj)
+    held = _versions_held(collection, list({stix_id for stix_id, _version in distinct}))
+    held_versions = {(stix_id, version) for stix_id, version, _pk, _current in held}
     newest: dict[str, dt.datetime] = {}
-    for stix_id, version in distinct:
+    for stix_id, version in [*distinct, *held_versions]:
         newest[stix_id] = max(version, newest.get(stix_id, version))
+    new = {key: obj for key, obj in distinct.items() if key not in held_versions}
+    _settle_held_versions(held, newest)
     # Everything a row needs is at hand before loading starts: no query may run during a COPY.
-    collection_id = _prepared("collection", collection.pk)
+    collection_id = StixObject._meta.get_field("collection").get_db_prep_value(collection.pk, connection)
     source_id = source.pk if source is not None else collection.owner_id
     user_id = user.pk if user is not None else None
-    rows = (
+    load_rows(
+        "interop_stixobject",
+        STORED_COLUMNS,
         (
-            collection_id,
-            stix_id,
-            obj["type"],
-            obj.get("spec_version", "2.1"),
-            version,
-            added,
-            version == newest[stix_id],
-            json.dumps(obj, ensure_ascii=False, separators=(",", ":")),
-            source_id,
-            user_id,
-        )
-        for (stix_id, version), obj in distinct.items()
+            (
+                collection_id,
+                stix_id,
+                obj["type"],
+                obj.get("spec_version", "2.1"),
+                version,
+                added,
+                version == newest[stix_id],
+                json.dumps(obj, ensure_ascii=False, separators=(",", ":")),
+                source_id,
+                user_id,
+            )
+            for (stix_id, version), obj in new.items()
+        ),
     )
-    prepared = {"collection": collection_id}
-    was_empty = not StixObject.objects.filter(collection=collection).exists()
-    with connection.cursor() as cursor:
-        if was_empty:
-            load_rows("interop_stixobject", STORED_COLUMNS, rows)
-            stored = len(distinct)
-        else:
-            staging_table(STAGING, _staging_columns())
-            load_rows(STAGING, STORED_COLUMNS, rows)
-            cursor.execute(MOVE_NEW_OBJECTS_INTO_PLACE)
-            stored = cursor.rowcount
-            cursor.execute(IDS_HELD_IN_ANOTHER_VERSION, prepared)
-            if ids := [row[0] for row in cursor.fetchall()]:
-                _settle_newest_versions(cursor, collection_id, ids)
+    stored = len(new)
     if stored:
         transaction.on_commit(
             lambda: stix_sightings_index.enqueue(collection_id=str(collection.pk), added=added.isoformat())
@@ -244,7 +238,6 @@ def ingest(
     return status
 
 
-STAGING = "interop_staging"
 STORED_FIELDS = [
     "collection",
     "stix_id",
@@ -258,43 +251,33 @@ STORED_FIELDS = [
     "added_by",
 ]
 STORED_COLUMNS = [StixObject._meta.get_field(name).column for name in STORED_FIELDS]
-# `WHERE true` lets SQLite read ON CONFLICT as the upsert clause, not as part of the SELECT.
-MOVE_NEW_OBJECTS_INTO_PLACE = f"""
-    INSERT INTO interop_stixobject ({", ".join(STORED_COLUMNS)})
-    SELECT {", ".join(STORED_COLUMNS)} FROM interop_staging WHERE true
-    ON CONFLICT (collection_id, stix_id, version) DO NOTHING
-"""  # noqa: S608 (column names from the constant above)
-
-# A write marks the newest of the versions it brings as current. Ids the collection holds in another
-# version (held before, or a second one in this write) may have a newer version already, or an older
-# one that is current no more. Both statements go from the staged ids, one index probe each, so their
-# cost follows the size of the write, not of the collection. (OFFSET 0 keeps PostgreSQL from turning
-# the EXISTS into a join, which with stale statistics it may plan as a hash of the whole collection.)
-IDS_HELD_IN_ANOTHER_VERSION = """
-    SELECT DISTINCT s.stix_id FROM interop_staging s
-    WHERE EXISTS (
-        SELECT 1 FROM interop_stixobject held
-        WHERE held.collection_id = %(collection)s AND held.stix_id = s.stix_id AND held.version <> s.version
-        LIMIT 1 OFFSET 0
-    )
-"""
-NEWEST_VERSION_IS_CURRENT = """
-    UPDATE interop_stixobject AS target SET is_latest = (version = newest.newest_version)
-    FROM (
-        SELECT stix_id, max(version) AS newest_version FROM interop_stixobject
-        WHERE collection_id = %s AND stix_id IN ({ids})
-        GROUP BY stix_id
-    ) AS newest
-    WHERE target.collection_id = %s AND target.stix_id = newest.stix_id
-      AND target.is_latest <> (target.version = newest.newest_version)
-"""
 
 
-def _settle_newest_versions(cursor, collection_id, ids: list[str]) -> None:
+def _versions_held(collection: Collection, ids: list[str]) -> list[tuple[str, dt.datetime, int, bool]]:
+    """(stix id, version, pk, is current) of every version the collection holds of `ids`: one index
+    probe per id, so the cost follows the size of the write, not of the collection."""
+    held = []
     for start in range(0, len(ids), IDS_PER_STATEMENT):
         chunk = ids[start : start + IDS_PER_STATEMENT]
-        listed = ", ".join(["%s"] * len(chunk))
-        cursor.execute(NEWEST_VERSION_IS_CURRENT.format(ids=listed), [collection_id, *chunk, collection_id])
+        held += StixObject.objects.filter(collection=collection, stix_id__in=chunk).values_list(
+            "stix_id", "version", "pk", "is_latest"
+        )
+    return held
+
+
+def _settle_held_versions(
+    held: list[tuple[str, dt.datetime, int, bool]], newest: dict[str, dt.datetime]
+) -> None:
+    """Mark as current exactly the held rows that are their id's newest version now."""
+    changed = {True: [], False: []}
+    for stix_id, version, pk, is_latest in held:
+        if is_latest != (version == newest[stix_id]):
+            changed[not is_latest].append(pk)
+    for is_latest, pks in changed.items():
+        for start in range(0, len(pks), IDS_PER_STATEMENT):
+            StixObject.objects.filter(pk__in=pks[start : start + IDS_PER_STATEMENT]).update(
+                is_latest=is_latest
+            )
 
 
 def index_stored_objects(collection_id: str, added: str) -> int:
@@ -309,16 +292,6 @@ def index_stored_objects(collection_id: str, added: str) -> int:
         index_many_sightings((SourceKind.STIX, pk, stix_observables(json.loads(body))) for pk, body in batch)
         count += len(batch)
     return count
-
-
-def _staging_columns() -> dict[str, str]:
-    """The stored columns with their types on this database (a uuid is text on SQLite)."""
-    fields = [StixObject._meta.get_field(name) for name in STORED_FIELDS]
-    return {field.column: field.db_type(connection) for field in fields}
-
-
-def _prepared(field: str, value):
-    return StixObject._meta.get_field(field).get_db_prep_value(value, connection)
 
 
 def _timestamp(value: dt.datetime) -> str:

@@ -190,6 +190,28 @@ def test_web_upload_shows_why_a_bundle_was_refused(client, community):
 
 
 @pytest.mark.django_db
+def test_each_write_leaves_exactly_the_newest_version_of_each_id_current(community, monkeypatch):
+    monkeypatch.setattr(services, "IDS_PER_STATEMENT", 2)  # several statements per write, as with large ones
+    own = submissions_collection(community.bank_a)
+
+    def current() -> list[tuple[str, str]]:
+        rows = StixObject.objects.filter(collection=own, is_latest=True).values_list("stix_id", "body")
+        return sorted((stix_id, json.loads(body)["modified"]) for stix_id, body in rows)
+
+    day = "2026-11-0{}T00:00:00.000Z".format
+    ingest(own, [indicator(n, modified=day(2)) for n in range(1, 4)], user=community.bank_a_reporter)
+    # Newer versions of 1 and 2 (2 twice, the newest last), an older one of 3, a repeat of 3 and a new 4.
+    written = [indicator(1, modified=day(3)), indicator(2, modified=day(5)), indicator(2, modified=day(4))]
+    written += [indicator(3, modified=day(1)), indicator(3, modified=day(2)), indicator(4, modified=day(1))]
+    status = ingest(own, written, user=community.bank_a_reporter)
+
+    assert status.success_count == 6
+    assert StixObject.objects.filter(collection=own).count() == 8  # the repeat is not stored again
+    ids = [indicator(n)["id"] for n in range(1, 5)]
+    assert current() == sorted(zip(ids, [day(3), day(5), day(2), day(1)], strict=True))
+
+
+@pytest.mark.django_db
 def test_red_collections_reach_only_officers_and_named_people(community):
     red = Collection.objects.create(owner=community.bank_a, title="Red", tlp="RED")
     officer = member(community.bank_a, Role.OFFICER, "bank_a_red_officer")

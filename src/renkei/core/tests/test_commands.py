@@ -114,6 +114,17 @@ def test_the_documented_production_deployment_serves_through_gunicorn(tmp_path):
             server.wait(timeout=60)
 
 
+def test_a_server_worker_loads_every_view_before_its_first_request(tmp_path):
+    """Gunicorn's workers import the WSGI module before they accept connections; the URLconf (every
+    view, the API's schemas) must be loaded by then, not by whichever request comes first."""
+    modules = "'renkei.urls', 'renkei.interop.taxii'"
+    loaded = f"import sys, renkei.wsgi; print(*(name in sys.modules for name in ({modules})))"
+    result = subprocess.run(
+        [sys.executable, "-c", loaded], env=clean_env(tmp_path), capture_output=True, text=True, timeout=120
+    )
+    assert result.stdout.split() == ["True", "True"], result.stderr
+
+
 def test_up_reports_a_busy_port_before_touching_the_database(tmp_path):
     with socket.socket() as occupant:
         occupant.bind(("127.0.0.1", 0))

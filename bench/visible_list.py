@@ -118,8 +118,17 @@ def fill() -> None:
             WHERE r.tlp = 'RED'
             """
         )
-        cursor.execute("ANALYZE")
     print(f"generated {REPORTS:,} reports in {time.perf_counter() - started:.0f} s", flush=True)
+
+
+def vacuum() -> None:
+    """Do what autovacuum does on a running server (it is off on these machines): refresh the
+    planner's statistics and mark pages all-visible, so index-only scans need not visit the rows.
+    Quick when nothing changed since the last run."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM (ANALYZE)")
 
 
 def p95_pair(query, baseline_query) -> tuple[float, float]:
@@ -152,6 +161,7 @@ def plan_top(query) -> str:
 def main() -> None:
     setup_django("postgres://postgres@127.0.0.1:5432/renkei_bench")
     fill()
+    vacuum()
     from renkei.directory.models import Organization, User
     from renkei.sharing.models import Report
 

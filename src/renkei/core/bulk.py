@@ -1,9 +1,10 @@
 """Loading many rows at once, for imports of tens of thousands of objects.
 
 The ORM's bulk_create quotes every value into the statement, which for 50,000 STIX objects costs
-more than storing them. Rows are instead loaded into a temporary staging table (PostgreSQL's COPY;
-executemany on SQLite) and moved into place with one set-based statement, which can also leave out
-rows that are already there. Values must already be in the database's form (`db_values`).
+more than storing them. Rows are instead loaded with PostgreSQL's COPY (executemany on SQLite):
+straight into place when the caller knows they are new, or into a temporary staging table and moved
+into place with one set-based statement, which can also leave out rows that are already there. Values
+must already be in the database's form (`db_value`).
 """
 
 import datetime as dt

@@ -13,7 +13,6 @@ from renkei.audit.services import audit_write
 from renkei.core.models import TOKEN_PREFIX, ApiToken, hash_token
 
 
-@transaction.atomic
 def check(condition: bool, message: str, code: str, field_name: str | None = None) -> None:
     """Refuse with a ValidationError the API and the pages show: on `field_name` when given."""
     if not condition:
@@ -22,6 +21,7 @@ def check(condition: bool, message: str, code: str, field_name: str | None = Non
         )
 
 
+@transaction.atomic
 def token_create(*, actor, user, name: str = "", expires_days: int | None = 90) -> tuple[ApiToken, str]:
     """Create a token for `user`; returns it with the secret, which is never stored or shown again."""
     if expires_days is not None and expires_days <= 0:

@@ -82,6 +82,16 @@ def test_token_of_a_deactivated_user_is_401(client, community):
     assert_problem(client.get(ME, headers=headers), 401, ProblemType.INVALID_TOKEN)
 
 
+def test_a_token_whose_audit_record_fails_is_not_created(community, monkeypatch):
+    def audit_refused(**_record):
+        raise RuntimeError("the audit trail refused the record")
+
+    monkeypatch.setattr("renkei.core.services.audit_write", audit_refused)
+    with pytest.raises(RuntimeError):
+        token_create(actor=None, user=community.bank_a_reporter)
+    assert not ApiToken.objects.filter(user=community.bank_a_reporter).exists()
+
+
 def test_token_use_is_recorded(client, community):
     token, secret = token_create(actor=None, user=community.bank_a_reporter)
     assert token.last_used_at is None

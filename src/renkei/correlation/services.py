@@ -56,12 +56,39 @@ def _indicators(observables: Iterable[tuple[str, str]]) -> dict[str, Indicator]:
     return found
 
 
+@transaction.atomic(savepoint=False)
 def index_sightings(source_kind: str, source_id, observables: Iterable[tuple[str, str]]) -> None:
     """Record that a source holds `observables` ((type, value) pairs). Idempotent: what the source
-    already holds is not added again, so an update simply passes its new version's observables."""
-    index_many_sightings([(source_kind, source_id, observables)])
+    already holds is not added again, so an update simply passes its new version's observables.
+
+    One source holds a handful of values: they are written directly, in three statements, where
+    `index_many_sightings` needs a staging table."""
+    found = _indicators(observables)
+    if not found:
+        return
+    source_id = str(source_id)
+    held = Sighting.objects.filter(source_kind=source_kind, source_id=source_id, key__in=list(found))
+    new = [found[key] for key in sorted(found.keys() - set(held.values_list("key", flat=True)))]
+    if not new:
+        return
+    Sighting.objects.bulk_create(
+        Sighting(source_kind=source_kind, source_id=source_id, key=item.key, type=item.type, value=item.value)
+        for item in new
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            COUNT_SIGHTINGS.format(rows="VALUES " + ", ".join(["(%s, %s, %s, %s, 1)"] * len(new))),
+            [field for item in new for field in (item.key, item.type, item.ip_low, item.ip_high)],
+        )
 
 
+# New sightings add to each value's count in one statement, so concurrent sources counting the same
+# value both count; `rows` come in key order, so two of them lock the counts they share in one order.
+COUNT_SIGHTINGS = """
+    INSERT INTO correlation_correlationkey (key, type, ip_low, ip_high, source_count) {rows}
+    ON CONFLICT (key) DO UPDATE
+    SET source_count = correlation_correlationkey.source_count + excluded.source_count
+"""
 # Sources forgotten in one statement: bounded so the statement stays small.
 FORGET_CHUNK = 500
 STAGING = "correlation_staging"
@@ -107,16 +134,12 @@ def index_many_sightings(sources: Iterable[tuple[str, object, Iterable[tuple[str
             """,
             [db_value(timezone.now())],
         )
-        # One statement that adds to each count, so concurrent sources counting the same value both
-        # count; in key order, so that two of them lock the counts they share in the same order.
+        # `WHERE true` lets SQLite read ON CONFLICT as the upsert clause, not as part of the SELECT.
         cursor.execute(
-            """
-            INSERT INTO correlation_correlationkey (key, type, ip_low, ip_high, source_count)
-            SELECT key, min(type), min(ip_low), min(ip_high), count(*) FROM correlation_staging
-            WHERE true GROUP BY key ORDER BY key
-            ON CONFLICT (key) DO UPDATE
-            SET source_count = correlation_correlationkey.source_count + excluded.source_count
-            """
+            COUNT_SIGHTINGS.format(
+                rows="SELECT key, min(type), min(ip_low), min(ip_high), count(*) FROM correlation_staging"
+                " WHERE true GROUP BY key ORDER BY key"
+            )
         )
 
 

@@ -61,26 +61,35 @@ def index_sightings(source_kind: str, source_id, observables: Iterable[tuple[str
     """Record that a source holds `observables` ((type, value) pairs). Idempotent: what the source
     already holds is not added again, so an update simply passes its new version's observables.
 
-    One source holds a handful of values: they are written directly, in three statements, where
+    One source holds a handful of values: they are written directly, in two statements, where
     `index_many_sightings` needs a staging table."""
     found = _indicators(observables)
     if not found:
         return
-    source_id = str(source_id)
-    held = Sighting.objects.filter(source_kind=source_kind, source_id=source_id, key__in=list(found))
-    new = [found[key] for key in sorted(found.keys() - set(held.values_list("key", flat=True)))]
-    if not new:
-        return
-    Sighting.objects.bulk_create(
-        Sighting(source_kind=source_kind, source_id=source_id, key=item.key, type=item.type, value=item.value)
-        for item in new
-    )
+    now = db_value(timezone.now())
+    sorted_by_key = [found[key] for key in sorted(found)]
+    # In key order, like the counts: two writers of one source lock its keys in one order.
+    rows = [(source_kind, str(source_id), item.key, item.type, item.value, now) for item in sorted_by_key]
     with connection.cursor() as cursor:
         cursor.execute(
-            COUNT_SIGHTINGS.format(rows="VALUES " + ", ".join(["(%s, %s, %s, %s, 1)"] * len(new))),
-            [field for item in new for field in (item.key, item.type, item.ip_low, item.ip_high)],
+            ADD_SIGHTINGS.format(rows=", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(rows))),
+            [field for row in rows for field in row],
         )
+        new = [found[key] for key in sorted(key for (key,) in cursor.fetchall())]
+        if new:
+            cursor.execute(
+                COUNT_SIGHTINGS.format(rows="VALUES " + ", ".join(["(%s, %s, %s, %s, 1)"] * len(new))),
+                [field for item in new for field in (item.key, item.type, item.ip_low, item.ip_high)],
+            )
 
+
+# The unique constraint skips what a source already holds, even when two writers race; RETURNING
+# names the sightings that are new, and only those add to the counts.
+ADD_SIGHTINGS = """
+    INSERT INTO correlation_sighting (source_kind, source_id, key, type, value, created_at) VALUES {rows}
+    ON CONFLICT (source_kind, source_id, key) DO NOTHING
+    RETURNING key
+"""
 
 # New sightings add to each value's count in one statement, so concurrent sources counting the same
 # value both count; `rows` come in key order, so two of them lock the counts they share in one order.

@@ -349,10 +349,12 @@ def _grant_new_report(report: Report, audience: list[tuple[str, Organization | U
     ReportGrant.objects.bulk_create(grants.values())
 
 
-@transaction.atomic
 def report_submit(*, reporter: User, organization: Organization, data: ReportInput) -> Report:
     """File an initial report and route it: the reporter's organization, the sector's ministries and
-    the national centre, the CEPTOAR if chosen, and for TLP:RED the named people."""
+    the national centre, the CEPTOAR if chosen, and for TLP:RED the named people.
+
+    Everything is checked before anything is written, so the writes need no savepoint: if one of
+    them fails, the caller's transaction (the API request's) is rolled back whole."""
     may_report_here = Organization.objects.filter(
         pk=organization.pk,
         active=True,
@@ -398,48 +400,49 @@ def report_submit(*, reporter: User, organization: Organization, data: ReportInp
     )
     profile = data.deadline_profile or sector_default_profile(data.sector)
 
-    report = Report.objects.create(
-        organization=organization,
-        reporter=reporter,
-        sector=data.sector,
-        kind=data.kind,
-        status=data.status,
-        tlp=data.tlp,
-        share_with_ceptoar=data.share_with_ceptoar,
-        anonymized_copy_consent=data.anonymized_copy_consent,
-        deadline_profile=profile,
-        ransom_paid=data.ransom_paid,
-        title=data.title.strip(),
-        cause=data.cause,
-        narrative=data.narrative,
-        occurred_at=data.occurred_at,
-        detected_at=data.detected_at,
-        stage=VersionStage.INITIAL,
-        version_count=1,
-    )
-    _add_version(
-        report=report,
-        author=reporter,
-        data=data,
-        stage=VersionStage.INITIAL,
-        number=1,
-        observables=observables,
-    )
-    CauseClassification.objects.create(report=report, cause=data.cause, classified_by=reporter)
-    audience = [
-        (GrantReason.SOURCE, organization),
-        # The reporter always sees their own report, whatever its label or their later roles.
-        (GrantReason.SOURCE, reporter),
-        *((GrantReason.MANDATED, recipient) for recipient in chain),
-        *([(GrantReason.CEPTOAR, ceptoar)] if data.share_with_ceptoar else []),
-        *((GrantReason.NAMED, person) for person in recipients),
-    ]
-    _grant_new_report(report, audience, by=reporter)
-    audit_write(
-        actor=reporter, action=AuditAction.CREATE, obj=report, after=snapshot(report, just_created=True)
-    )
-    _notify_report(report, "submitted")
-    report_changed.send(sender=Report, report=report, event="submitted")
+    with transaction.atomic(savepoint=False):
+        report = Report.objects.create(
+            organization=organization,
+            reporter=reporter,
+            sector=data.sector,
+            kind=data.kind,
+            status=data.status,
+            tlp=data.tlp,
+            share_with_ceptoar=data.share_with_ceptoar,
+            anonymized_copy_consent=data.anonymized_copy_consent,
+            deadline_profile=profile,
+            ransom_paid=data.ransom_paid,
+            title=data.title.strip(),
+            cause=data.cause,
+            narrative=data.narrative,
+            occurred_at=data.occurred_at,
+            detected_at=data.detected_at,
+            stage=VersionStage.INITIAL,
+            version_count=1,
+        )
+        _add_version(
+            report=report,
+            author=reporter,
+            data=data,
+            stage=VersionStage.INITIAL,
+            number=1,
+            observables=observables,
+        )
+        CauseClassification.objects.create(report=report, cause=data.cause, classified_by=reporter)
+        audience = [
+            (GrantReason.SOURCE, organization),
+            # The reporter always sees their own report, whatever its label or their later roles.
+            (GrantReason.SOURCE, reporter),
+            *((GrantReason.MANDATED, recipient) for recipient in chain),
+            *([(GrantReason.CEPTOAR, ceptoar)] if data.share_with_ceptoar else []),
+            *((GrantReason.NAMED, person) for person in recipients),
+        ]
+        _grant_new_report(report, audience, by=reporter)
+        audit_write(
+            actor=reporter, action=AuditAction.CREATE, obj=report, after=snapshot(report, just_created=True)
+        )
+        _notify_report(report, "submitted")
+        report_changed.send(sender=Report, report=report, event="submitted")
     return report
 
 

@@ -68,7 +68,7 @@ from renkei.sharing.models import (
 )
 from renkei.sharing.observables import normalize_observable
 from renkei.sharing.signals import report_changed
-from renkei.sharing.tasks import advisory_fan_out, report_notify
+from renkei.sharing.tasks import advisory_fan_out, report_follow_up
 
 REFERENCE_DATA = Path(__file__).parent / "referencedata" / "sharing.json"
 # Clocks differ between an operator's systems and ours; a few minutes ahead is not "in the future".
@@ -441,7 +441,7 @@ def report_submit(*, reporter: User, organization: Organization, data: ReportInp
         audit_write(
             actor=reporter, action=AuditAction.CREATE, obj=report, after=snapshot(report, just_created=True)
         )
-        _notify_report(report, "submitted")
+        _follow_up(report, "submitted")
         report_changed.send(sender=Report, report=report, event="submitted")
     return report
 
@@ -491,15 +491,16 @@ def report_update(
     report.version_count = number
     report.save()
     audit_write(actor=author, action=AuditAction.UPDATE, obj=report, before=before, after=snapshot(report))
-    _notify_report(report, "updated")
+    _follow_up(report, "updated")
     report_changed.send(sender=Report, report=report, event="updated")
     return version
 
 
-def _notify_report(report: Report, event: str) -> None:
-    # Queued in the change's own transaction (tasks live in the same database): the notification
-    # exists exactly when the change does, even if the process dies right after the commit.
-    report_notify.enqueue(report_id=str(report.pk), event=event)
+def _follow_up(report: Report, event: str) -> None:
+    # Queued in the change's own transaction (tasks live in the same database): the follow-up (the
+    # e-mail, the situation rules' look) exists exactly when the change does, even if the process
+    # dies right after the commit.
+    report_follow_up.enqueue(report_id=str(report.pk), event=event)
 
 
 def _may(user: User, report: Report, action: str) -> bool:
@@ -587,7 +588,7 @@ def report_comment(
     )
     audit_write(actor=author, action=AuditAction.CREATE, obj=comment, after=snapshot(comment))
     if kind in (CommentKind.QUESTION, CommentKind.ANSWER):
-        _notify_report(report, kind)
+        _follow_up(report, kind)
     return comment
 
 
@@ -708,7 +709,7 @@ def report_forward(
             )
             created.append(grant)
     if created:
-        _notify_report(report, "forwarded")
+        _follow_up(report, "forwarded")
     return created
 
 
@@ -764,6 +765,7 @@ def report_reclassify(
     report.cause = cause
     report.save(update_fields=["cause", "updated_at"])
     audit_write(actor=actor, action=AuditAction.UPDATE, obj=report, before=before, after=snapshot(report))
+    _follow_up(report, "reclassified")
     report_changed.send(sender=Report, report=report, event="reclassified")
     return classification
 
@@ -830,6 +832,7 @@ def report_relabel(*, actor: User, report: Report, tlp: str, source_consent: boo
         before=before,
         after=snapshot(report) | {"source_consent": bool(source_consent and not is_source)},
     )
+    _follow_up(report, "relabelled")
     report_changed.send(sender=Report, report=report, event="relabelled")
     return report
 
@@ -1088,7 +1091,7 @@ def advisory_issue(*, issuer: User, organization: Organization, data: AdvisoryIn
             "attachments": [[a.filename, a.blob_id] for a in attachments],
         },
     )
-    advisory_fan_out.enqueue(advisory_id=str(advisory.pk))  # in this transaction, as _notify_report
+    advisory_fan_out.enqueue(advisory_id=str(advisory.pk))  # in this transaction, as _follow_up
     return advisory
 
 

@@ -2,7 +2,12 @@
 
 from django.dispatch import Signal
 
-# Sent inside the transaction that submits, updates or reclassifies a report, with `report` and
-# `event` ("submitted", "updated", "reclassified", "relabelled"); receivers queue their work in that
-# transaction, or do it there when access depends on it.
+# Sent inside the transaction that submits, updates, reclassifies or relabels a report, with `report`
+# and `event` ("submitted", "updated", "reclassified", "relabelled"): receivers do there what access
+# depends on at once.
 report_changed = Signal()
+
+# Sent by the task worker once a report event has committed, with `report_id` and `event` (the four
+# above, and "question", "answer", "forwarded"): receivers do their deferred work there. Every event
+# queues one task, whatever reacts to it, so a report submission writes one task row, not one per app.
+report_event_committed = Signal()

@@ -1,4 +1,5 @@
-"""Background delivery of sharing notifications (queued by services inside the change's transaction).
+"""Background delivery of sharing notifications and reports' follow-ups (queued by services inside
+the change's transaction).
 
 The work itself lives in delivery.py and webhooks.py; these are the queue's entry points.
 """
@@ -6,13 +7,20 @@ The work itself lives in delivery.py and webhooks.py; these are the queue's entr
 from django_tasks import task
 
 from renkei.sharing import delivery, webhooks
+from renkei.sharing.models import Report
+from renkei.sharing.signals import report_event_committed
 
 
 @task()
-def report_notify(report_id: str, event: str) -> int:
-    """E-mail the people concerned by a report event (submitted, updated, question, answer,
-    forwarded) who may see the report. Returns the number of recipients queued."""
-    return delivery.notify_report(report_id=report_id, event=event)
+def report_follow_up(report_id: str, event: str) -> int:
+    """After a report event committed: e-mail the people concerned who may see the report (for the
+    events in delivery.REPORT_EVENTS), then let the other apps react (`report_event_committed`: the
+    situation rules look at the report). Returns the number of recipients queued."""
+    queued = 0
+    if event in delivery.REPORT_EVENTS:
+        queued = delivery.notify_report(report_id=report_id, event=event)
+    report_event_committed.send(sender=Report, report_id=report_id, event=event)
+    return queued
 
 
 @task()

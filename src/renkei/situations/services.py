@@ -62,7 +62,7 @@ from renkei.situations.models import (
     SituationReport,
     SpilloverProposal,
 )
-from renkei.situations.tasks import duty_team_notify, report_evaluate
+from renkei.situations.tasks import duty_team_notify
 
 REFERENCE_DATA = Path(__file__).parent / "referencedata" / "situations.json"
 # How long a joining organization has to acknowledge the notice.
@@ -210,12 +210,22 @@ def dependency_remove(*, actor: User, dependency: SectorDependency) -> None:
 # --- Rules → proposals --------------------------------------------------------------------------
 
 
-def report_changed_evaluate(sender, *, report: Report, event: str, **kwargs) -> None:
-    """Queue the rules' look at a new, updated or reclassified report, in the change's transaction.
-    A stricter label takes the report from participants whose roster ceiling it now exceeds, at once."""
+def report_changed_withdraw(sender, *, report: Report, event: str, **kwargs) -> None:
+    """In the relabelling's transaction: a stricter label takes the report from participants whose
+    roster ceiling it now exceeds, at once."""
     if event == "relabelled":
         _withdraw_above_ceiling(report)
-    report_evaluate.enqueue(report_id=str(report.pk))
+
+
+# What a report's follow-up task brings to the rules: the events that change what they count.
+EVALUATED_EVENTS = ("submitted", "updated", "reclassified", "relabelled")
+
+
+def report_event_evaluate(sender, *, report_id: str, event: str, **kwargs) -> None:
+    """In the worker, once a new, updated, reclassified or relabelled report has committed: the rules'
+    look at it."""
+    if event in EVALUATED_EVENTS:
+        evaluate_report(report_id)
 
 
 def _withdraw_above_ceiling(report: Report) -> None:

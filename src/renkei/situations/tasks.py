@@ -5,14 +5,6 @@ from django_tasks import task
 
 
 @task()
-def report_evaluate(report_id: str) -> int:
-    """Run the active recognition rules over a new or changed report. Returns the proposals touched."""
-    from renkei.situations.services import evaluate_report
-
-    return len(evaluate_report(report_id))
-
-
-@task()
 def duty_team_notify(kind: str, pk: int) -> int:
     """E-mail the national centre's coordinators about a new proposal ("proposal") or spill-over
     warning draft ("spillover"). Returns the messages sent."""

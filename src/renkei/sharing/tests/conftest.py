@@ -59,8 +59,8 @@ class TaskRecorder:
 
 @pytest.fixture
 def queued(monkeypatch):
-    """What services queue on commit, by task name (`report_notify`, `advisory_fan_out`)."""
-    recorders = {"report_notify": TaskRecorder(), "advisory_fan_out": TaskRecorder()}
+    """What services queue on commit, by task name (`report_follow_up`, `advisory_fan_out`)."""
+    recorders = {"report_follow_up": TaskRecorder(), "advisory_fan_out": TaskRecorder()}
     for name, recorder in recorders.items():
         monkeypatch.setattr(f"renkei.sharing.services.{name}", recorder)
     return recorders

@@ -141,7 +141,7 @@ def test_question_and_answer_thread(
     assert question.author_organization == c.fsa
     assert (answer.parent, answer.author_organization) == (question, c.bank_a)
     report_id = str(submitted_report.pk)
-    assert queued["report_notify"].calls == [
+    assert queued["report_follow_up"].calls == [
         {"report_id": report_id, "event": "question"},
         {"report_id": report_id, "event": "answer"},
     ]
@@ -157,7 +157,7 @@ def test_plain_comments_by_anyone_who_sees_the_report(
         comment = report_comment(author=c.ceptoar_officer, report=report, body="会員に注意喚起します。")
     assert comment.author_organization == c.bank_ceptoar
     assert comment.kind == CommentKind.COMMENT
-    assert queued["report_notify"].calls == [{"report_id": str(report.pk), "event": "submitted"}]
+    assert queued["report_follow_up"].calls == [{"report_id": str(report.pk), "event": "submitted"}]
 
 
 @pytest.mark.parametrize(
@@ -223,7 +223,7 @@ def test_forward_amber_from_a_ministry_to_an_operator_it_oversees(
         (c.bank_b, GrantReason.FORWARDED, c.fsa_coordinator)
     ]
     assert "bank_b_reporter" in who_sees(submitted_report)
-    assert {"report_id": str(submitted_report.pk), "event": "forwarded"} in queued["report_notify"].calls
+    assert {"report_id": str(submitted_report.pk), "event": "forwarded"} in queued["report_follow_up"].calls
     assert audit_count(ReportGrant) == 1
 
 

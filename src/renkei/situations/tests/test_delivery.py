@@ -3,9 +3,12 @@ commit, a proposal reaches the national centre's coordinators, and joining reach
 
 import pytest
 
+from django_tasks_db.models import DBTaskResult
+
 from renkei.sharing.choices import ServiceState
+from renkei.sharing.services import report_reclassify
 from renkei.sharing.tests.delivery_support import failed_tasks
-from renkei.sharing.tests.factories import report_for
+from renkei.sharing.tests.factories import cause, report_for
 from renkei.sharing.tests.test_delivery import subject_of
 from renkei.situations import services
 from renkei.situations.models import Proposal, Situation, SpilloverProposal
@@ -54,6 +57,24 @@ def test_a_storm_reaches_the_duty_team_and_the_declaration_reaches_the_roster(cr
     assert c.bank_b_reporter.email not in told
     notice = Situation.objects.get().participants.get(organization=c.bank_ceptoar).notice
     assert notice.ack_required
+
+
+def test_each_report_event_queues_one_follow_up_that_the_rules_see(crisis, run_worker):
+    c = crisis
+    report_for(c.bank_a_reporter, cause="intentional.malware")
+    report_for(c.hospital_reporter, cause="intentional.malware")
+    unclassified = report_for(c.power_reporter, cause="unknown")
+    follow_ups = DBTaskResult.objects.filter(task_path="renkei.sharing.tasks.report_follow_up")
+    assert follow_ups.count() == 3, "one task per submission, for the e-mail and the rules alike"
+    assert DBTaskResult.objects.count() == 3
+    run_worker()
+    assert not Proposal.objects.exists(), "two sectors are not yet a storm"
+
+    report_reclassify(actor=c.nisc_coordinator, report=unclassified, cause=cause("intentional.malware"))
+    assert follow_ups.count() == 4
+    run_worker()
+    assert failed_tasks() == []
+    assert Proposal.objects.get().reports.count() == 3, "the worker looked again at the reclassified report"
 
 
 def test_a_spillover_draft_reaches_the_duty_team(crisis, inbox, run_worker):

@@ -17,7 +17,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Exists, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -250,11 +250,14 @@ def _normalized_observables(observables: Sequence[ObservableInput]) -> list[Obse
     return list(dict.fromkeys(normalized))
 
 
-def mandated_chain(organization: Organization, sector: Sector) -> list[Organization]:
-    """The sector's ministries and the national centre: every report's mandatory recipients."""
+def mandated_chain(sector: Sector, *, only_if: QuerySet | None = None) -> list[Organization]:
+    """The sector's ministries and the national centre: every report's mandatory recipients. With
+    `only_if`, nobody unless that query finds a row: a check rides along in the same query."""
     chain = Organization.objects.filter(
         Q(pk__in=sector.ministries.values("pk")) | Q(type=OrganizationType.NATIONAL_CENTER), active=True
     )
+    if only_if is not None:
+        chain = chain.filter(Exists(only_if))
     # Ministries first, then the centre: the order grants and duty coordinators are listed in.
     return sorted(chain, key=lambda org: (org.type == OrganizationType.NATIONAL_CENTER, org.pk))
 
@@ -362,7 +365,10 @@ def report_submit(*, reporter: User, organization: Organization, data: ReportInp
         memberships__user=reporter,
         memberships__role__in=REPORTING_ROLES,
     )
-    if not may_report_here.exists():  # one query when all is well; the checks say what is wrong
+    # One query when all is well: the chain comes back only if the reporter may report here. When it
+    # does not, the checks say what is wrong, or the chain is read again (a sector may have none).
+    chain = mandated_chain(data.sector, only_if=may_report_here)
+    if not chain:
         _check(
             organization.active
             and reporter.memberships.filter(organization=organization, role__in=REPORTING_ROLES).exists(),
@@ -376,6 +382,7 @@ def report_submit(*, reporter: User, organization: Organization, data: ReportInp
             "sector",
             "sector",
         )
+        chain = mandated_chain(data.sector)
     observables = _validate_report(data)
     ceptoar = (
         organization.parent
@@ -388,7 +395,6 @@ def report_submit(*, reporter: User, organization: Organization, data: ReportInp
         "no_ceptoar",
         "share_with_ceptoar",
     )
-    chain = mandated_chain(organization, data.sector)
     recipients = list(data.recipients)
     if data.tlp == Tlp.RED and not recipients:
         recipients = duty_coordinators(chain + ([ceptoar] if data.share_with_ceptoar else []))

@@ -11,7 +11,7 @@ from django.utils import timezone, translation
 from renkei.audit.models import AuditRecord
 from renkei.core.choices import Action
 from renkei.directory.choices import OrganizationType, Role
-from renkei.directory.models import Organization, User
+from renkei.directory.models import Organization, Sector, User
 from renkei.directory.tests.factories import member
 from renkei.sharing.choices import CommentKind, GrantReason, Tlp
 from renkei.sharing.models import (
@@ -101,6 +101,34 @@ def test_red_report_reaches_exactly_the_named_people(sharing_community):
     c = sharing_community
     report = report_for(c.bank_a_reporter, c.bank_a, tlp=Tlp.RED, recipients=[c.nisc_analyst])
     assert who_sees(report) == {"bank_a_reporter", "bank_a_officer", "nisc_analyst"}
+
+
+@pytest.mark.parametrize(
+    ("reporter", "sector", "deactivate", "message"),
+    [
+        ("bank_b_reporter", "finance", False, "cannot report on behalf"),
+        ("bank_a_reporter", "water", False, "is not in the sector"),
+        ("bank_a_reporter", "finance", True, "cannot report on behalf"),
+    ],
+)
+def test_only_a_reporting_member_of_an_active_organization_of_the_sector_reports(
+    sharing_community, reporter, sector, deactivate, message
+):
+    c = sharing_community
+    if deactivate:
+        Organization.objects.filter(pk=c.bank_a.pk).update(active=False)
+        c.bank_a.refresh_from_db()
+    with pytest.raises(ValidationError, match=message):
+        report_for(getattr(c, reporter), c.bank_a, sector=Sector.objects.get(code=sector))
+    assert not Report.objects.exists()
+
+
+def test_a_sector_without_a_ministry_or_an_active_centre_still_takes_reports(sharing_community):
+    c = sharing_community
+    Sector.objects.get(code="finance").ministries.clear()
+    Organization.objects.filter(pk=c.nisc.pk).update(active=False)
+    report = report_for(c.bank_a_reporter, c.bank_a)
+    assert set(report.grants.values_list("reason", flat=True)) == {GrantReason.SOURCE}
 
 
 def test_named_recipients_are_only_for_red(sharing_community):

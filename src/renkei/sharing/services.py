@@ -8,7 +8,7 @@ transaction too, so they exist exactly when the change does.
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +17,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, Q, QuerySet
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -250,14 +250,52 @@ def _normalized_observables(observables: Sequence[ObservableInput]) -> list[Obse
     return list(dict.fromkeys(normalized))
 
 
-def mandated_chain(sector: Sector, *, only_if: QuerySet | None = None) -> list[Organization]:
-    """The sector's ministries and the national centre: every report's mandatory recipients. With
-    `only_if`, nobody unless that query finds a row: a check rides along in the same query."""
-    chain = Organization.objects.filter(
-        Q(pk__in=sector.ministries.values("pk")) | Q(type=OrganizationType.NATIONAL_CENTER), active=True
+def mandated_chain(sector: Sector) -> list[Organization]:
+    """The sector's ministries and the national centre: every report's mandatory recipients."""
+    return _in_chain_order(
+        Organization.objects.filter(
+            Q(pk__in=sector.ministries.values("pk")) | Q(type=OrganizationType.NATIONAL_CENTER), active=True
+        )
     )
-    if only_if is not None:
-        chain = chain.filter(Exists(only_if))
+
+
+def _mandated_chain_if_may_report(
+    reporter: User, organization: Organization, sector: Sector
+) -> list[Organization]:
+    """`mandated_chain(sector)`, or nobody unless `reporter` may report for `organization` (active,
+    in `sector`, with a reporting role): the check rides along in the same query."""
+    roles = ", ".join(["%s"] * len(REPORTING_ROLES))
+    chain = Organization.objects.raw(
+        CHAIN_IF_MAY_REPORT.format(roles=roles),
+        [
+            OrganizationType.NATIONAL_CENTER,
+            sector.pk,
+            reporter.pk,
+            organization.pk,
+            sector.pk,
+            *REPORTING_ROLES,
+        ],
+    )
+    return _in_chain_order(chain)
+
+
+# In SQL because every submission runs it: the ORM took about 1 ms of CPU to build this query, four
+# times what the whole read costs written out.
+CHAIN_IF_MAY_REPORT = """
+    SELECT chain.* FROM directory_organization chain
+    WHERE chain.active
+      AND (chain.type = %s
+           OR chain.id IN (SELECT organization_id FROM directory_sector_ministries WHERE sector_id = %s))
+      AND EXISTS (
+          SELECT 1 FROM directory_membership membership
+          JOIN directory_organization source ON source.id = membership.organization_id
+          JOIN directory_organization_sectors source_sector ON source_sector.organization_id = source.id
+          WHERE membership.user_id = %s AND source.id = %s AND source.active
+            AND source_sector.sector_id = %s AND membership.role IN ({roles}))
+"""
+
+
+def _in_chain_order(chain: Iterable[Organization]) -> list[Organization]:
     # Ministries first, then the centre: the order grants and duty coordinators are listed in.
     return sorted(chain, key=lambda org: (org.type == OrganizationType.NATIONAL_CENTER, org.pk))
 
@@ -358,16 +396,9 @@ def report_submit(*, reporter: User, organization: Organization, data: ReportInp
 
     Everything is checked before anything is written, so the writes need no savepoint: if one of
     them fails, the caller's transaction (the API request's) is rolled back whole."""
-    may_report_here = Organization.objects.filter(
-        pk=organization.pk,
-        active=True,
-        sectors=data.sector,
-        memberships__user=reporter,
-        memberships__role__in=REPORTING_ROLES,
-    )
     # One query when all is well: the chain comes back only if the reporter may report here. When it
     # does not, the checks say what is wrong, or the chain is read again (a sector may have none).
-    chain = mandated_chain(data.sector, only_if=may_report_here)
+    chain = _mandated_chain_if_may_report(reporter, organization, data.sector)
     if not chain:
         _check(
             organization.active

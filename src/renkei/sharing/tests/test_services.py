@@ -109,12 +109,14 @@ def test_red_report_reaches_exactly_the_named_people(sharing_community):
         ("bank_b_reporter", "finance", False, "cannot report on behalf"),
         ("bank_a_reporter", "water", False, "is not in the sector"),
         ("bank_a_reporter", "finance", True, "cannot report on behalf"),
+        ("bank_a_executive", "finance", False, "cannot report on behalf"),
     ],
 )
 def test_only_a_reporting_member_of_an_active_organization_of_the_sector_reports(
     sharing_community, reporter, sector, deactivate, message
 ):
     c = sharing_community
+    c.bank_a_executive = member(c.bank_a, Role.EXECUTIVE, "bank_a_executive")  # reads, does not report
     if deactivate:
         Organization.objects.filter(pk=c.bank_a.pk).update(active=False)
         c.bank_a.refresh_from_db()

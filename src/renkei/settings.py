@@ -157,15 +157,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-renkei.sqlite3")}
 else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-    # Parameters travel apart from the SQL text, so psycopg prepares a statement that a connection has
-    # run five times and PostgreSQL stops planning it again: that halves the database's CPU time per
-    # report submission. (Behind PgBouncer in transaction mode, enable its max_prepared_statements.)
-    # Options in DATABASE_URL's query string (?sslmode=…) win.
-    DATABASES["default"]["OPTIONS"] = {
-        "server_side_binding": True,
-        "prepare_threshold": 5,
-        **DATABASES["default"].get("OPTIONS", {}),
-    }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -2,7 +2,6 @@
 commit, a proposal reaches the national centre's coordinators, and joining reaches the roster."""
 
 import pytest
-
 from django_tasks_db.models import DBTaskResult
 
 from renkei.sharing.choices import ServiceState

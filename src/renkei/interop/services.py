@@ -253,9 +253,26 @@ STORED_FIELDS = [
 STORED_COLUMNS = [StixObject._meta.get_field(name).column for name in STORED_FIELDS]
 
 
+# On PostgreSQL the ids go as one array, each probed on its own through the unique index: OFFSET 0
+# keeps the planner from turning the probes into a scan of the whole collection, which it chooses
+# whenever its statistics are stale (a collection being filled looks almost empty until ANALYZE).
+HELD_VERSIONS = """
+    SELECT held.stix_id, held.version, held.id, held.is_latest
+    FROM unnest(%s::text[]) AS wanted(stix_id)
+    CROSS JOIN LATERAL (
+        SELECT stix_id, version, id, is_latest FROM interop_stixobject
+        WHERE collection_id = %s AND stix_id = wanted.stix_id OFFSET 0
+    ) AS held
+"""
+
+
 def _versions_held(collection: Collection, ids: list[str]) -> list[tuple[str, dt.datetime, int, bool]]:
     """(stix id, version, pk, is current) of every version the collection holds of `ids`: one index
     probe per id, so the cost follows the size of the write, not of the collection."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(HELD_VERSIONS, [ids, collection.pk])
+            return cursor.fetchall()
     held = []
     for start in range(0, len(ids), IDS_PER_STATEMENT):
         chunk = ids[start : start + IDS_PER_STATEMENT]

@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import orjson
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -201,7 +202,7 @@ def ingest(
                 version,
                 added,
                 version == newest[stix_id],
-                json.dumps(obj, ensure_ascii=False, separators=(",", ":")),
+                compact_json(obj),
                 source_id,
                 user_id,
             )
@@ -309,6 +310,14 @@ def index_stored_objects(collection_id: str, added: str) -> int:
         index_many_sightings((SourceKind.STIX, pk, stix_observables(json.loads(body))) for pk, body in batch)
         count += len(batch)
     return count
+
+
+def compact_json(obj: dict) -> str:
+    """An object as it is stored and served: compact JSON, with its non-ASCII text as it is."""
+    try:
+        return orjson.dumps(obj).decode()
+    except TypeError:  # integers beyond 64 bits or lone surrogates, which JSON allows as escapes
+        return json.dumps(obj, separators=(",", ":"))
 
 
 def _timestamp(value: dt.datetime) -> str:

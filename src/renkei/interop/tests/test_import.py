@@ -77,6 +77,18 @@ def test_custom_properties_and_fractional_seconds_are_kept(client, community):
 
 
 @pytest.mark.django_db
+def test_objects_are_stored_with_every_value_json_allows(client, community):
+    plain = indicator(1, name="不正通信の宛先")
+    unusual = indicator(2, x_renkei_serial=2**70, x_renkei_note="\ud800 unpaired")
+    answer = _post_bundle(client, community.bank_a_reporter, bundle(plain, unusual))
+    assert answer.json()["success_count"] == 2
+    stored = {row.stix_id: row.body for row in StixObject.objects.all()}
+    assert json.loads(stored[plain["id"]]) == plain
+    assert "不正通信の宛先" in stored[plain["id"]], "non-ASCII text is kept as it is"
+    assert json.loads(stored[unusual["id"]]) == unusual
+
+
+@pytest.mark.django_db
 def test_invalid_objects_are_listed_and_valid_ones_stored(client, community):
     no_pattern = indicator(2)
     del no_pattern["pattern"]

@@ -267,7 +267,6 @@ def _store_page(feed: TaxiiFeed, objects: list, progress: _Progress, watermark: 
                 parsed.objects,
                 failures=[Failure(*failure) for failure in parsed.failures],
                 user=None,
-                source=feed.collection.owner,
             )
             stored = StixObject.objects.filter(collection_id=feed.collection_id, pk__gt=highest)
             progress.created += stored.count()

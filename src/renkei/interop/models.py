@@ -36,8 +36,8 @@ class Collection(models.Model):
     """A TAXII 2.1 collection: objects shared with one audience under one TLP label."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    # An organization with nothing shared can be deleted with its empty collections; objects refer
-    # to their source organization, which keeps one that shared anything.
+    # An organization with nothing shared can be deleted with its empty collections; a collection
+    # that holds objects keeps its owner, the objects' source, from being deleted.
     owner = models.ForeignKey(
         Organization, verbose_name=_("owner"), related_name="stix_collections", on_delete=models.CASCADE
     )
@@ -124,11 +124,13 @@ class StixObject(models.Model):
 
     id = models.BigAutoField(primary_key=True)
     # Indexed as the first column of every index below.
+    # The collection's owner is the source. Who wrote an object is kept with its write (the import
+    # status and its audit record), not on each row: every row reference is a foreign-key check.
     collection = models.ForeignKey(
         Collection,
         verbose_name=_("collection"),
         related_name="stix_objects",
-        on_delete=models.CASCADE,
+        on_delete=models.PROTECT,
         db_index=False,
     )
     stix_id = models.CharField(_("STIX id"), max_length=300)
@@ -140,20 +142,6 @@ class StixObject(models.Model):
     is_latest = models.BooleanField(_("newest version"), default=True)
     # Compact JSON, served as it is: listing never re-encodes objects.
     body = models.TextField(_("STIX JSON"))
-    # Not indexed: nothing lists objects by source or by who added them, and every index costs
-    # imports of millions of objects; deleting an organization or a person (rare) scans instead.
-    source = models.ForeignKey(
-        Organization, verbose_name=_("source"), related_name="+", on_delete=models.PROTECT, db_index=False
-    )
-    added_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        verbose_name=_("added by"),
-        related_name="+",
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        db_index=False,
-    )
 
     objects = RestrictedQuerySet.as_manager()
 

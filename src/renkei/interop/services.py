@@ -147,12 +147,12 @@ def _version_text(obj: dict) -> str | None:
     return obj.get("modified") or obj.get("created")
 
 
-def import_bundle(collection: Collection, raw: bytes, *, user: User, source: Organization | None = None):
+def import_bundle(collection: Collection, raw: bytes, *, user: User):
     """Check and store an uploaded bundle. A bundle that cannot be read at all raises BundleRejected
     and writes nothing; invalid objects in a readable one are listed in the status."""
     parsed = parse_bundle(raw, max_bytes=MAX_BUNDLE_BYTES)
     failures = [Failure(stix_id, version, message) for stix_id, version, message in parsed.failures]
-    return ingest(collection, parsed.objects, failures=failures, user=user, source=source)
+    return ingest(collection, parsed.objects, failures=failures, user=user)
 
 
 @garbage_collector_paused()
@@ -163,7 +163,6 @@ def ingest(
     *,
     failures: Iterable[Failure] = (),
     user: User | None,
-    source: Organization | None = None,
 ) -> IngestStatus:
     """Store valid `objects` in `collection` and record the outcome, `failures` included, as one status.
 
@@ -188,8 +187,6 @@ def ingest(
     _settle_held_versions(held, newest)
     # Everything a row needs is at hand before loading starts: no query may run during a COPY.
     collection_id = StixObject._meta.get_field("collection").get_db_prep_value(collection.pk, connection)
-    source_id = source.pk if source is not None else collection.owner_id
-    user_id = user.pk if user is not None else None
     load_rows(
         "interop_stixobject",
         STORED_COLUMNS,
@@ -203,8 +200,6 @@ def ingest(
                 added,
                 version == newest[stix_id],
                 compact_json(obj),
-                source_id,
-                user_id,
             )
             for (stix_id, version), obj in new.items()
         ),
@@ -248,8 +243,6 @@ STORED_FIELDS = [
     "date_added",
     "is_latest",
     "body",
-    "source",
-    "added_by",
 ]
 STORED_COLUMNS = [StixObject._meta.get_field(name).column for name in STORED_FIELDS]
 

@@ -124,7 +124,7 @@ def _object_name(row: StixObject) -> str:
 @login_required
 def object_detail(request, object_pk):
     found = get_restricted_or_404(
-        StixObject.objects.select_related("collection", "source"), request.user, pk=object_pk
+        StixObject.objects.select_related("collection__owner"), request.user, pk=object_pk
     )
     versions = restrict(
         StixObject.objects.filter(collection=found.collection, stix_id=found.stix_id), request.user

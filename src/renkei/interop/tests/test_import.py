@@ -12,6 +12,7 @@ from renkei.correlation.choices import SourceKind
 from renkei.correlation.services import seen_elsewhere
 from renkei.directory.choices import Role
 from renkei.directory.models import User
+from renkei.directory.services import organization_create, organization_remove
 from renkei.directory.tests.factories import member
 from renkei.interop import services
 from renkei.interop.models import Collection, IngestStatus, StixObject
@@ -47,11 +48,8 @@ def test_api_import_stores_objects_in_the_callers_own_collection(client, communi
     assert body["collection"] == str(own.pk)
     stored = StixObject.objects.get(stix_id=indicator(1)["id"])
     assert json.loads(stored.body) == indicator(1)
-    assert (stored.collection, stored.source, stored.added_by) == (
-        own,
-        community.bank_a,
-        community.bank_a_reporter,
-    )
+    assert stored.collection == own
+    assert IngestStatus.objects.get(pk=body["id"]).requested_by == community.bank_a_reporter
     assert AuditRecord.objects.filter(object_type="interop.ingeststatus", object_id=body["id"]).exists()
 
     again = _post_bundle(client, community.bank_a_reporter, bundle(indicator(1), indicator(2)))
@@ -74,6 +72,18 @@ def test_custom_properties_and_fractional_seconds_are_kept(client, community):
     stored = json.loads(StixObject.objects.get().body)
     assert stored["x_renkei_note"] == "kept"
     assert stored["modified"] == "2026-11-01T00:00:00.123456Z"
+
+
+@pytest.mark.django_db
+def test_an_organization_that_shared_objects_is_retired_not_deleted(community):
+    def vendor(name):
+        return organization_create(actor=None, name_ja=name, name_en=name, org_type="vendor")
+
+    silent, sharing = vendor("Silent Co."), vendor("Sharing Co.")
+    ingest(submissions_collection(sharing), [indicator(1)], user=None)
+    assert organization_remove(actor=None, organization=silent) is True, "empty collections go with it"
+    assert organization_remove(actor=None, organization=sharing) is False
+    assert StixObject.objects.get().collection.owner == sharing
 
 
 @pytest.mark.django_db

@@ -182,6 +182,16 @@ def _collection(request: HttpRequest, collection_id) -> Collection:
         raise TaxiiError(404, _("No such collection.")) from error
 
 
+def _writable_collection(request: HttpRequest, collection_id, refusal: str) -> Collection:
+    """The collection, if the user may change its objects: one restricted lookup when they may. A
+    collection they may only read refuses with `refusal` (403); one they may not read is missing."""
+    try:
+        return get_restricted_or_404(Collection.objects.all(), request.user, Action.CHANGE, pk=collection_id)
+    except Http404:
+        _collection(request, collection_id)
+        raise TaxiiError(403, refusal) from None
+
+
 @taxii_endpoint("GET")
 def collection(request: HttpRequest, collection_id):
     if collection_id in VIEW_COLLECTIONS:
@@ -299,9 +309,10 @@ def _envelope(page: list[StixObject], more: bool) -> bytes:
 def objects(request: HttpRequest, collection_id):
     if collection_id in VIEW_COLLECTIONS:
         return _view_objects(request, VIEW_COLLECTIONS[collection_id])
-    found = _collection(request, collection_id)
     if request.method == "POST":
-        return _add_objects(request, found)
+        refusal = _("You may not add objects to this collection.")
+        return _add_objects(request, _writable_collection(request, collection_id, refusal))
+    found = _collection(request, collection_id)
     page, more = _page(request, _matching(request, found).only("pk", "date_added", "body"))
     return _answer(_envelope(page, more), headers=_page_headers(page))
 
@@ -310,23 +321,26 @@ def objects(request: HttpRequest, collection_id):
 def object_detail(request: HttpRequest, collection_id, object_id: str):
     if collection_id in VIEW_COLLECTIONS:
         return _view_objects(request, VIEW_COLLECTIONS[collection_id], object_id=object_id)
-    found = _collection(request, collection_id)
-    rows = _matching(request, found, object_id=object_id)
     if request.method == "DELETE":
-        if not restrict(Collection.objects.filter(pk=found.pk), request.user, Action.CHANGE).exists():
-            raise TaxiiError(403, _("You may not delete objects from this collection."))
-        with transaction.atomic():
-            doomed = list(rows.values_list("pk", flat=True))
-            deleted, _detail = StixObject.objects.filter(pk__in=doomed).delete()
-            forget_sightings(SourceKind.STIX, doomed)
-            _mark_newest(found, object_id)
-        if not deleted:
-            raise TaxiiError(404, _("No such object."))
-        return _answer(b"", 200)
+        refusal = _("You may not delete objects from this collection.")
+        return _delete_object(request, _writable_collection(request, collection_id, refusal), object_id)
+    rows = _matching(request, _collection(request, collection_id), object_id=object_id)
     page, more = _page(request, rows.only("pk", "date_added", "body"))
     if not page:
         raise TaxiiError(404, _("No such object."))
     return _answer(_envelope(page, more), headers=_page_headers(page))
+
+
+def _delete_object(request: HttpRequest, found: Collection, object_id: str) -> HttpResponse:
+    rows = _matching(request, found, object_id=object_id)
+    with transaction.atomic():
+        doomed = list(rows.values_list("pk", flat=True))
+        deleted, _detail = StixObject.objects.filter(pk__in=doomed).delete()
+        forget_sightings(SourceKind.STIX, doomed)
+        _mark_newest(found, object_id)
+    if not deleted:
+        raise TaxiiError(404, _("No such object."))
+    return _answer(b"", 200)
 
 
 def _mark_newest(found: Collection, object_id: str) -> None:
@@ -382,8 +396,6 @@ def manifest(request: HttpRequest, collection_id):
 
 
 def _add_objects(request: HttpRequest, found: Collection) -> HttpResponse:
-    if not restrict(Collection.objects.filter(pk=found.pk), request.user, Action.CHANGE).exists():
-        raise TaxiiError(403, _("You may not add objects to this collection."))
     media = request.headers.get("Content-Type", "").replace(" ", "").lower()
     if media not in (TAXII_MEDIA_TYPE, "application/taxii+json"):
         raise TaxiiError(415, _("Send objects as %(media)s.") % {"media": TAXII_MEDIA_TYPE}, media)

@@ -167,6 +167,29 @@ def test_deleting_an_object_is_for_writers(taxii, token_of, community):
     assert not StixObject.objects.exists()
 
 
+def test_writing_is_refused_to_readers_and_an_unseen_collection_is_missing(live_server, token_of, community):
+    own = submissions_collection(community.bank_a)
+    ingest(own, [indicator(1)], user=community.bank_a_reporter)
+    objects_url = f"{live_server.url}/taxii2/api/collections/{own.pk}/objects/"
+
+    def answer(user, method: str, url: str) -> int:
+        return requests.request(
+            method,
+            url,
+            data=_envelope(indicator(2)) if method == "POST" else None,
+            auth=(user.username, token_of(user)),
+            headers={"Accept": TAXII_MEDIA_TYPE, "Content-Type": TAXII_MEDIA_TYPE},
+            timeout=10,
+        ).status_code
+
+    one_url = f"{objects_url}{indicator(1)['id']}/"
+    reader, stranger = community.fsa_coordinator, community.bank_b_reporter
+    assert [answer(reader, "POST", objects_url), answer(reader, "DELETE", one_url)] == [403, 403]
+    assert [answer(stranger, "POST", objects_url), answer(stranger, "DELETE", one_url)] == [404, 404]
+    assert list(StixObject.objects.values_list("stix_id", flat=True)) == [indicator(1)["id"]]
+    assert answer(community.bank_a_reporter, "POST", objects_url) == 202
+
+
 def test_errors_are_taxii_error_messages(live_server, token_of, community):
     own = submissions_collection(community.bank_a)
     user = community.bank_a_reporter

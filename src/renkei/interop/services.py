@@ -206,9 +206,9 @@ def ingest(
     )
     stored = len(new)
     if stored:
-        transaction.on_commit(
-            lambda: stix_sightings_index.enqueue(collection_id=str(collection.pk), added=added.isoformat())
-        )
+        # Queued in this transaction (tasks live in the same database): the indexing exists exactly
+        # when the objects do, even if the process dies right after the commit.
+        stix_sightings_index.enqueue(collection_id=str(collection.pk), added=added.isoformat())
 
     status = IngestStatus.objects.create(
         collection=collection,

@@ -186,7 +186,9 @@ def _writable_collection(request: HttpRequest, collection_id, refusal: str) -> C
     """The collection, if the user may change its objects: one restricted lookup when they may. A
     collection they may only read refuses with `refusal` (403); one they may not read is missing."""
     try:
-        return get_restricted_or_404(Collection.objects.all(), request.user, Action.CHANGE, pk=collection_id)
+        # With its owner, whose name the write's audit record gives.
+        writable = Collection.objects.select_related("owner")
+        return get_restricted_or_404(writable, request.user, Action.CHANGE, pk=collection_id)
     except Http404:
         _collection(request, collection_id)
         raise TaxiiError(403, refusal) from None

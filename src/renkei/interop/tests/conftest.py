@@ -27,13 +27,8 @@ class RunAtOnce:
 
 
 @pytest.fixture
-def ingest_indexed(django_capture_on_commit_callbacks, monkeypatch):
-    """`ingest`, with the correlation indexing it queues on commit run at once instead of by a
-    worker (test_feeds.py runs the real queue and worker)."""
+def ingest_indexed(monkeypatch):
+    """`ingest`, with the correlation indexing it queues run at once instead of by a worker
+    (test_feeds.py runs the real queue and worker)."""
     monkeypatch.setattr(services, "stix_sightings_index", RunAtOnce(index_stored_objects))
-
-    def run(collection, objects, **options):
-        with django_capture_on_commit_callbacks(execute=True):
-            return ingest(collection, objects, **options)
-
-    return run
+    return ingest

@@ -2,6 +2,7 @@
 "seen elsewhere" only to those who may open both sides, and forgotten when deleted."""
 
 import pytest
+from django_tasks_db.models import DBTaskResult
 
 from renkei.correlation.choices import SourceKind
 from renkei.correlation.models import Sighting
@@ -44,11 +45,16 @@ def test_the_observables_a_stix_object_states(obj, expected):
     assert stix_observables(obj) == expected
 
 
+def test_an_import_queues_its_indexing_with_its_objects(community):
+    ingest(submissions_collection(community.bank_a), [indicator(7)], user=community.bank_a_reporter)
+    assert correlate("ipv4-addr", "198.51.100.7") == [], "the worker indexes, not the import"
+    # Queued in the import's own transaction, so no commit can leave the objects unindexed.
+    assert DBTaskResult.objects.filter(task_path__endswith=".stix_sightings_index").count() == 1
+
+
 def test_imported_indicators_correlate_with_reports_as_far_as_each_reader_may_see(community, ingest_indexed):
     report = report_for(community.hospital_reporter, observables=[("ipv4-addr", "198.51.100.5")])
     own = submissions_collection(community.bank_a)
-    ingest(own, [indicator(7)], user=community.bank_a_reporter)
-    assert correlate("ipv4-addr", "198.51.100.7") == []  # indexed once the import has committed
     ingest_indexed(own, [indicator(5), indicator(6)], user=community.bank_a_reporter)
     stored = StixObject.objects.get(stix_id=indicator(5)["id"])
     assert (SourceKind.STIX, str(stored.pk)) in correlate("ipv4-addr", "198.51.100.5")

@@ -260,12 +260,9 @@ def test_a_ceptoar_reads_a_members_collection_only_when_chosen(community):
 
 
 @pytest.mark.django_db
-def test_the_demo_imports_sample_objects_once_and_they_correlate_with_the_demo_report(
-    django_capture_on_commit_callbacks, monkeypatch
-):
+def test_the_demo_imports_sample_objects_once_and_they_correlate_with_the_demo_report(monkeypatch):
     monkeypatch.setattr(services, "stix_sightings_index", RunAtOnce(index_stored_objects))
-    with django_capture_on_commit_callbacks(execute=True):
-        call_command("demo", verbosity=0)
+    call_command("demo", verbosity=0)
     stored = StixObject.objects.count()
     assert stored == 6
     call_command("demo", verbosity=0)

@@ -12,9 +12,9 @@ import base64
 import binascii
 import datetime as dt
 import functools
-import json
 import uuid
 
+import orjson
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Min, OuterRef, Q, Subquery
@@ -51,7 +51,7 @@ class TaxiiError(Exception):
 
 
 def _answer(body, status: int = 200, headers: dict | None = None) -> HttpResponse:
-    content = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
+    content = body if isinstance(body, bytes) else orjson.dumps(body)
     response = HttpResponse(content, status=status, content_type=TAXII_MEDIA_TYPE)
     for name, value in (headers or {}).items():
         response[name] = value
@@ -301,7 +301,7 @@ def _page_headers(page: list[StixObject]) -> dict:
 def _envelope(page: list[StixObject], more: bool) -> bytes:
     """The envelope around stored JSON, joined as bytes without decoding a single object."""
     head = {"more": more} | ({"next": _next_token(page[-1])} if more else {})
-    prefix = json.dumps(head)[:-1].encode()
+    prefix = orjson.dumps(head)[:-1]
     if not page:
         return prefix + b"}"
     return prefix + b',"objects":[' + ",".join(row.body for row in page).encode() + b"]}"

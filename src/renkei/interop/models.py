@@ -8,6 +8,7 @@ its own row, and the newest (`is_latest`) is what lists show; older ones are his
 
 import uuid
 
+import orjson
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -170,6 +171,24 @@ class StixObject(models.Model):
         return Q(collection_id__in=collections)
 
 
+class ListedObjectsField(models.TextField):
+    """A status's list of objects, kept as JSON text: a write of 50,000 objects lists them all, and
+    encoding that list with orjson into text costs a fraction of what the ORM's JSONField and jsonb's
+    parsing do. Nothing queries inside the list."""
+
+    def from_db_value(self, value, expression, connection):
+        return value if value is None else orjson.loads(value)
+
+    def to_python(self, value):
+        return orjson.loads(value) if isinstance(value, str) else value
+
+    def get_prep_value(self, value):
+        return value if value is None else orjson.dumps(value).decode()
+
+    def value_to_string(self, obj):
+        return self.get_prep_value(self.value_from_object(obj))
+
+
 class IngestStatus(models.Model):
     """The outcome of one write of objects (a TAXII status resource, an upload or a feed run's batch)."""
 
@@ -190,8 +209,8 @@ class IngestStatus(models.Model):
     success_count = models.PositiveIntegerField(_("accepted"))
     failure_count = models.PositiveIntegerField(_("rejected"))
     # [{"id", "version", "message"?}]: as TAXII's status resource lists them.
-    successes = models.JSONField(_("accepted objects"), default=list)
-    failures = models.JSONField(_("rejected objects"), default=list)
+    successes = ListedObjectsField(_("accepted objects"), default=list)
+    failures = ListedObjectsField(_("rejected objects"), default=list)
 
     objects = RestrictedQuerySet.as_manager()
 

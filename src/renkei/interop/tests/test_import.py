@@ -49,7 +49,12 @@ def test_api_import_stores_objects_in_the_callers_own_collection(client, communi
     stored = StixObject.objects.get(stix_id=indicator(1)["id"])
     assert json.loads(stored.body) == indicator(1)
     assert stored.collection == own
-    assert IngestStatus.objects.get(pk=body["id"]).requested_by == community.bank_a_reporter
+    kept = IngestStatus.objects.get(pk=body["id"])
+    assert kept.requested_by == community.bank_a_reporter
+    assert (kept.successes, kept.failures) == (
+        [{"id": indicator(number)["id"], "version": "2026-11-01T00:00:00.000Z"} for number in (1, 2)],
+        [],
+    )
     assert AuditRecord.objects.filter(object_type="interop.ingeststatus", object_id=body["id"]).exists()
 
     again = _post_bundle(client, community.bank_a_reporter, bundle(indicator(1), indicator(2)))

@@ -47,8 +47,8 @@ from renkei.interop.collection_sharing import (
     sharing_snapshot,
 )
 from renkei.interop.models import Collection, FeedRun, StixObject, TaxiiFeed
-from renkei.interop.services import ingest
-from renkei.interop.stix_validation import BundleRejected, object_list
+from renkei.interop.services import Failure, ingest
+from renkei.interop.stix_validation import BundleRejected, check_objects
 
 logger = logging.getLogger(__name__)
 
@@ -252,7 +252,7 @@ class _Progress:
 def _store_page(feed: TaxiiFeed, objects: list, progress: _Progress, watermark: str) -> None:
     """Check and store one page, and advance the feed's watermark in the same transaction."""
     try:
-        object_list(objects)
+        parsed = check_objects(objects)
     except BundleRejected as error:
         raise FeedError(
             _("The remote server sent an unusable page: %(reason)s") % {"reason": error}
@@ -262,15 +262,23 @@ def _store_page(feed: TaxiiFeed, objects: list, progress: _Progress, watermark: 
             # Lock the collection first, so the rows counted below are exactly those this ingest stored.
             Collection.objects.select_for_update().filter(pk=feed.collection_id).first()
             highest = StixObject.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
-            status = ingest(feed.collection, objects, user=None)
+            ingest(
+                feed.collection,
+                parsed.objects,
+                failures=[Failure(*failure) for failure in parsed.failures],
+                user=None,
+            )
             stored = StixObject.objects.filter(collection_id=feed.collection_id, pk__gt=highest)
             progress.created += stored.count()
-            progress.rejected += status.failure_count
-            room = max(RUN_FAILURES_KEPT - len(progress.failures), 0)
-            progress.failures += status.failures[:room]
         if watermark != feed.added_after:
             feed.added_after = watermark
             TaxiiFeed.objects.filter(pk=feed.pk).update(added_after=watermark)
+    progress.rejected += len(parsed.failures)
+    room = max(RUN_FAILURES_KEPT - len(progress.failures), 0)
+    progress.failures += [
+        {"id": stix_id, "version": version, "message": message}
+        for stix_id, version, message in parsed.failures[:room]
+    ]
 
 
 def _read_remote(feed: TaxiiFeed, password: str, progress: _Progress) -> None:

@@ -23,7 +23,7 @@ from django.utils.translation import gettext as _
 
 from renkei.interop.models import Collection, IngestStatus
 from renkei.interop.services import MAX_BUNDLE_BYTES, Failure, ingest
-from renkei.interop.stix_validation import BundleRejected, load_document
+from renkei.interop.stix_validation import BundleRejected, check_objects, load_document
 from renkei.sharing.choices import TLP_ORDER, ObservableType, Tlp
 from renkei.sharing.observables import normalize_observable
 from renkei.sharing.stix import TLP_MARKING_IDS, marking_definition, pattern, timestamp
@@ -215,4 +215,6 @@ def import_misp_event(collection: Collection, raw: bytes, *, user) -> IngestStat
             % {"event": conversion.label, "collection": collection.tlp},
             code="label_too_wide",
         )
-    return ingest(collection, conversion.objects, failures=conversion.failures, user=user)
+    checked = check_objects(conversion.objects)
+    failures = conversion.failures + [Failure(*failure) for failure in checked.failures]
+    return ingest(collection, checked.objects, failures=failures, user=user)

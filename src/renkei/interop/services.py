@@ -7,16 +7,13 @@ older one is kept as history.
 """
 
 import datetime as dt
-import functools
 import itertools
 import json
-import operator
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import orjson
 from django.db import connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -44,13 +41,7 @@ from renkei.interop.models import (
     StixObject,
 )
 from renkei.interop.observables import stix_observables
-from renkei.interop.stix_validation import (
-    ObjectCheck,
-    garbage_collector_paused,
-    id_type,
-    is_timestamp,
-    read_bundle,
-)
+from renkei.interop.stix_validation import garbage_collector_paused, parse_bundle
 from renkei.interop.tasks import stix_sightings_index
 
 # Ids listed in one statement (SQLite binds at most 32,766 parameters).
@@ -159,97 +150,66 @@ def _version_text(obj: dict) -> str | None:
 def import_bundle(collection: Collection, raw: bytes, *, user: User):
     """Check and store an uploaded bundle. A bundle that cannot be read at all raises BundleRejected
     and writes nothing; invalid objects in a readable one are listed in the status."""
-    return ingest(collection, read_bundle(raw, max_bytes=MAX_BUNDLE_BYTES), user=user)
-
-
-def _claimed_version(obj: dict, added: dt.datetime) -> dt.datetime | None:
-    """The version an object not yet checked claims: None if its timestamp is not a STIX one."""
-    stamp = obj.get("modified") or obj.get("created")
-    if not stamp:
-        return added
-    return dt.datetime.fromisoformat(stamp) if is_timestamp(stamp) else None
+    parsed = parse_bundle(raw, max_bytes=MAX_BUNDLE_BYTES)
+    failures = [Failure(stix_id, version, message) for stix_id, version, message in parsed.failures]
+    return ingest(collection, parsed.objects, failures=failures, user=user)
 
 
 @garbage_collector_paused()
 @transaction.atomic
 def ingest(
     collection: Collection,
-    objects: list,
+    objects: list[dict],
     *,
     failures: Iterable[Failure] = (),
     user: User | None,
 ) -> IngestStatus:
-    """Check `objects` and store the valid ones in `collection`; record the outcome as one status,
-    with `failures` found before (in converting a MISP event, say) listed first.
+    """Store valid `objects` in `collection` and record the outcome, `failures` included, as one status.
 
-    Under the collection's lock, one look at the versions held of the incoming ids tells which
-    objects are new. Each object is then checked and, if new, loaded straight into place, so the
-    database stores while Python checks the rest. What can be known only once all are seen is set
-    right after: objects on a reference cycle are taken out again, and exactly the newest version of
-    each id is marked current."""
-    check = ObjectCheck(objects)
+    Under the collection's lock, one look at the versions held of the incoming ids decides which
+    objects are new and which version of each id is now the current one; the new ones are then
+    loaded straight into place and only the held rows that stop (or start) being current change."""
     # One writer per collection at a time, so what was read below is still so when the rows go in.
     Collection.objects.select_for_update().filter(pk=collection.pk).first()
     added = timezone.now()
-    # The newest version of each id as the objects claim before they are checked; rows are loaded
-    # current or not on it, and corrected after loading for the rare id whose newest claim fails.
-    claimed: dict[str, dt.datetime] = {}
-    for obj in check.objects:
-        stix_id = obj.get("id") if type(obj) is dict else None
-        version = _claimed_version(obj, added) if id_type(stix_id) else None
-        if version is not None:
-            claimed[stix_id] = max(version, claimed.get(stix_id, version))
-    held = _versions_held(collection, list(claimed))
+    failures = list(failures)
+    successes = [{"id": obj["id"], "version": _version_text(obj) or _timestamp(added)} for obj in objects]
+    # The same id and version twice in one write is one object.
+    distinct: dict[tuple[str, dt.datetime], dict] = {}
+    for obj in objects:
+        distinct.setdefault((obj["id"], object_version(obj, added)), obj)
+    held = _versions_held(collection, list({stix_id for stix_id, _version in distinct}))
     held_versions = {(stix_id, version) for stix_id, version, _pk, _current in held}
-    newest_claimed = dict(claimed)
-    for stix_id, version in held_versions:
-        newest_claimed[stix_id] = max(version, newest_claimed[stix_id])
-    loaded: dict[tuple[str, dt.datetime], bool] = {}  # (id, version) → marked current when loaded
-
-    def new_rows():
-        for obj in check:
-            version = object_version(obj, added)
-            key = (obj["id"], version)
-            # Already held, or the same id and version twice in this write: one object.
-            if key in held_versions or key in loaded:
-                continue
-            loaded[key] = version == newest_claimed[key[0]]
-            yield (
+    newest: dict[str, dt.datetime] = {}
+    for stix_id, version in [*distinct, *held_versions]:
+        newest[stix_id] = max(version, newest.get(stix_id, version))
+    new = {key: obj for key, obj in distinct.items() if key not in held_versions}
+    _settle_held_versions(held, newest)
+    # Everything a row needs is at hand before loading starts: no query may run during a COPY.
+    collection_id = StixObject._meta.get_field("collection").get_db_prep_value(collection.pk, connection)
+    load_rows(
+        "interop_stixobject",
+        STORED_COLUMNS,
+        (
+            (
                 collection_id,
-                key[0],
+                stix_id,
                 obj["type"],
                 obj.get("spec_version", "2.1"),
                 version,
                 added,
-                loaded[key],
+                version == newest[stix_id],
                 compact_json(obj),
             )
-
-    # Everything a row needs is at hand before loading starts: no query may run during a COPY.
-    collection_id = StixObject._meta.get_field("collection").get_db_prep_value(collection.pk, connection)
-    load_rows("interop_stixobject", STORED_COLUMNS, new_rows())
-    cycles = check.cycles()
-    on_cycle = {stix_id for stix_id, _version, _message in cycles}
-    if on_cycle:
-        StixObject.objects.filter(collection=collection, stix_id__in=on_cycle, date_added=added).delete()
-        loaded = {key: current for key, current in loaded.items() if key[0] not in on_cycle}
-    newest: dict[str, dt.datetime] = {}
-    for stix_id, version in [*held_versions, *loaded]:
-        newest[stix_id] = max(version, newest.get(stix_id, version))
-    _settle_held_versions(held, newest)
-    _settle_loaded_versions(collection, added, loaded, newest)
-    stored = len(loaded)
+            for (stix_id, version), obj in new.items()
+        ),
+    )
+    stored = len(new)
     if stored:
         # Queued in this transaction (tasks live in the same database): the indexing exists exactly
         # when the objects do, even if the process dies right after the commit.
         stix_sightings_index.enqueue(collection_id=str(collection.pk), added=added.isoformat())
 
-    successes = [
-        {"id": obj["id"], "version": _version_text(obj) or _timestamp(added)}
-        for obj in check.passed
-        if obj["id"] not in on_cycle
-    ]
-    failures = [*failures, *(Failure(*failure) for failure in [*check.failures, *cycles])]
     status = IngestStatus.objects.create(
         collection=collection,
         requested_by=user,
@@ -330,24 +290,6 @@ def _settle_held_versions(
             StixObject.objects.filter(pk__in=pks[start : start + IDS_PER_STATEMENT]).update(
                 is_latest=is_latest
             )
-
-
-def _settle_loaded_versions(
-    collection: Collection,
-    added: dt.datetime,
-    loaded: dict[tuple[str, dt.datetime], bool],
-    newest: dict[str, dt.datetime],
-) -> None:
-    """Correct the rows this write loaded as current, or not, on what the objects claimed before they
-    were checked (rare: only when an id's newest claimed version was invalid or on a cycle)."""
-    wrong = [(key, not marked) for key, marked in loaded.items() if marked != (key[1] == newest[key[0]])]
-    for is_latest in (True, False):
-        rows = [
-            Q(stix_id=stix_id, version=version) for (stix_id, version), right in wrong if right == is_latest
-        ]
-        if rows:
-            loaded_here = StixObject.objects.filter(collection=collection, date_added=added)
-            loaded_here.filter(functools.reduce(operator.or_, rows)).update(is_latest=is_latest)
 
 
 def index_stored_objects(collection_id: str, added: str) -> int:

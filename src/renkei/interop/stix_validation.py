@@ -1651,13 +1651,6 @@ def garbage_collector_paused():
 @garbage_collector_paused()
 def parse_bundle(raw: bytes, *, max_bytes: int, max_depth: int = 32) -> ParsedBundle:
     """Parse and validate a STIX 2.1 bundle; raise BundleRejected for problems of the whole bundle."""
-    return _check_objects(read_bundle(raw, max_bytes=max_bytes, max_depth=max_depth))
-
-
-@garbage_collector_paused()
-def read_bundle(raw: bytes, *, max_bytes: int, max_depth: int = 32) -> list:
-    """A bundle's objects, not yet checked one by one (see ObjectCheck); raise BundleRejected for
-    problems of the whole bundle."""
     document = _load_json(raw, max_bytes=max_bytes, max_depth=max_depth, what="bundle")
     if type(document) is not dict:
         raise BundleRejected("bundle: must be a JSON object")
@@ -1670,19 +1663,19 @@ def read_bundle(raw: bytes, *, max_bytes: int, max_depth: int = 32) -> list:
     for name in document.keys() - {"type", "id", "objects"}:
         if not CUSTOM_PROPERTY_RE.match(name):
             raise BundleRejected(f"{name}: not an allowed custom property name")
-    return object_list(document.get("objects", []))
+    return _check_objects(document.get("objects", []))
 
 
 @garbage_collector_paused()
-def read_envelope(raw: bytes, *, max_bytes: int, max_depth: int = 32) -> list:
-    """Like read_bundle, for the TAXII 2.1 envelope (``objects``, ``more``, ``next``) a client posts."""
+def parse_envelope(raw: bytes, *, max_bytes: int, max_depth: int = 32) -> ParsedBundle:
+    """Like parse_bundle, for the TAXII 2.1 envelope (``objects``, ``more``, ``next``) a client posts."""
     document = _load_json(raw, max_bytes=max_bytes, max_depth=max_depth, what="envelope")
     if type(document) is not dict:
         raise BundleRejected("envelope: must be a JSON object")
     unexpected = document.keys() - {"objects", "more", "next"}
     if unexpected:
         raise BundleRejected(f"{sorted(unexpected)[0]}: not a TAXII envelope property")
-    return object_list(document.get("objects", []))
+    return _check_objects(document.get("objects", []))
 
 
 def _load_json(raw: bytes, *, max_bytes: int, max_depth: int, what: str) -> object:
@@ -1704,60 +1697,37 @@ def _load_json(raw: bytes, *, max_bytes: int, max_depth: int, what: str) -> obje
     return document
 
 
-def object_list(objects: object) -> list:
-    """`objects` if it is a list of objects to check, else BundleRejected."""
-    if type(objects) is not list:
-        raise BundleRejected("objects: must be a list")
-    return objects
-
-
-class ObjectCheck:
-    """Checks a write's objects one at a time, in order, so that storing can begin with the first
-    while later ones are still being checked. Iterating yields each valid object that is not a
-    duplicate of an earlier one; `failures` lists the others. Reference cycles can only be told
-    once every object has been seen: `cycles()` then lists the passed objects on one."""
-
-    def __init__(self, objects: object):
-        self.objects = object_list(objects)
-        self.failures: list[tuple[str | None, str | None, str]] = []
-        self.passed: list[dict] = []
-
-    def __iter__(self):
-        seen_versions: set[tuple[str, str | None]] = set()
-        for obj in self.objects:
-            errors = validate_object(obj)
-            if errors:
-                id_ = obj.get("id") if type(obj) is dict and type(obj.get("id")) is str else None
-                version = _version(obj) if type(obj) is dict else None
-                self.failures.append((id_, version, "; ".join(errors)))
-                continue
-            key = (obj["id"], _version(obj))
-            if key in seen_versions:
-                self.failures.append((*key, "duplicate of an earlier object in this bundle"))
-                continue
-            seen_versions.add(key)
-            self.passed.append(obj)
-            yield obj
-
-    def cycles(self) -> list[tuple[str, str | None, str]]:
-        """(id, version, message) of each passed object on a reference cycle, which must not be kept."""
-        on_cycle = _reference_cycles(self.passed)
-        return [
-            (obj["id"], _version(obj), f"part of a reference cycle among {on_cycle[obj['id']]}")
-            for obj in self.passed
-            if obj["id"] in on_cycle
-        ]
-
-
 def _check_objects(objects: object) -> ParsedBundle:
     """Validate each object, then drop later duplicates and objects on reference cycles."""
-    check = ObjectCheck(objects)
-    passed = list(check)
-    cycles = check.cycles()
-    on_cycle = {stix_id for stix_id, _version, _message in cycles}
-    return ParsedBundle(
-        objects=[obj for obj in passed if obj["id"] not in on_cycle], failures=check.failures + cycles
-    )
+    if type(objects) is not list:
+        raise BundleRejected("objects: must be a list")
+    result = ParsedBundle()
+    valid: list[dict] = []
+    seen_versions: set[tuple[str, str | None]] = set()
+    for obj in objects:
+        errors = validate_object(obj)
+        if errors:
+            if type(obj) is dict:
+                id_ = obj.get("id") if type(obj.get("id")) is str else None
+                result.failures.append((id_, _version(obj), "; ".join(errors)))
+            else:
+                result.failures.append((None, None, "; ".join(errors)))
+            continue
+        key = (obj["id"], _version(obj))
+        if key in seen_versions:
+            result.failures.append((*key, "duplicate of an earlier object in this bundle"))
+            continue
+        seen_versions.add(key)
+        valid.append(obj)
+
+    on_cycle = _reference_cycles(valid)
+    for obj in valid:
+        cycle = on_cycle.get(obj["id"])
+        if cycle is None:
+            result.objects.append(obj)
+        else:
+            result.failures.append((obj["id"], _version(obj), f"part of a reference cycle among {cycle}"))
+    return result
 
 
 def _version(obj: dict) -> str | None:
@@ -1831,6 +1801,12 @@ def _reference_cycles(objects: list[dict]) -> dict[str, str]:
                     for member in component:
                         cycles[member] = description
     return cycles
+
+
+def check_objects(objects: object) -> ParsedBundle:
+    """Validate objects that arrived already parsed (a TAXII feed's page, a converted MISP event)
+    exactly as a bundle's objects are."""
+    return _check_objects(objects)
 
 
 def load_document(raw: bytes, *, max_bytes: int, what: str, max_depth: int = 32) -> object:

@@ -31,8 +31,8 @@ from renkei.core.services import token_authenticate
 from renkei.correlation.choices import SourceKind
 from renkei.correlation.services import forget_sightings
 from renkei.interop.models import Collection, IngestStatus, StixObject
-from renkei.interop.services import MAX_BUNDLE_BYTES, ingest, writable_collection_ids
-from renkei.interop.stix_validation import BundleRejected, read_envelope
+from renkei.interop.services import MAX_BUNDLE_BYTES, Failure, ingest, writable_collection_ids
+from renkei.interop.stix_validation import BundleRejected, parse_envelope
 from renkei.interop.view_collections import VIEW_COLLECTIONS, ViewCollection
 
 TAXII_MEDIA_TYPE = "application/taxii+json;version=2.1"
@@ -405,10 +405,12 @@ def _add_objects(request: HttpRequest, found: Collection) -> HttpResponse:
     if len(raw) > MAX_BUNDLE_BYTES:
         raise TaxiiError(413, _("The envelope is larger than %(limit)d bytes.") % {"limit": MAX_BUNDLE_BYTES})
     try:
-        objects = read_envelope(raw, max_bytes=MAX_BUNDLE_BYTES)
+        parsed = parse_envelope(raw, max_bytes=MAX_BUNDLE_BYTES)
     except BundleRejected as error:
         raise TaxiiError(400, _("The envelope was rejected."), str(error)) from None
-    status = ingest(found, objects, user=request.user)
+    status = ingest(
+        found, parsed.objects, failures=[Failure(*failure) for failure in parsed.failures], user=request.user
+    )
     return _answer(status_resource(status), 202)
 
 

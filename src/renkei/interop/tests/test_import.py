@@ -1,7 +1,6 @@
 """STIX bundle import through the API and the web interface, and who may see what was imported."""
 
 import json
-import uuid
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -237,49 +236,6 @@ def test_each_write_leaves_exactly_the_newest_version_of_each_id_current(communi
     assert StixObject.objects.filter(collection=own).count() == 8  # the repeat is not stored again
     ids = [indicator(n)["id"] for n in range(1, 5)]
     assert current() == sorted(zip(ids, [day(3), day(5), day(2), day(1)], strict=True))
-
-
-@pytest.mark.django_db
-def test_what_is_known_only_once_all_objects_are_checked_is_set_right_after_loading(community):
-    """Objects are loaded as they pass, before the rest are checked: an id's newest version turning
-    out invalid, or on a reference cycle, must leave the newest valid version current."""
-    own = submissions_collection(community.bank_a)
-    day = "2026-11-0{}T00:00:00.000Z".format
-    note_id = f"note--{uuid.uuid5(uuid.NAMESPACE_URL, 'renkei/self-note')}"
-
-    def note(modified: str, refs: list[str]) -> dict:
-        return {
-            "type": "note",
-            "spec_version": "2.1",
-            "id": note_id,
-            "created": day(1),
-            "modified": modified,
-            "content": "about what it refers to",
-            "object_refs": refs,
-        }
-
-    ingest(own, [indicator(1, modified=day(2)), note(day(1), [indicator(1)["id"]])], user=None)
-    status = ingest(
-        own,
-        [
-            indicator(1, modified=day(3)),
-            indicator(1, modified=day(4), pattern="[ipv4-addr:value = "),  # newest, but invalid
-            note(day(3), [note_id]),  # newer, but on a cycle (itself)
-            indicator(2, modified=day(1)),
-        ],
-        user=None,
-    )
-
-    assert (status.success_count, status.failure_count) == (2, 2)
-    assert [failure["id"] for failure in status.failures] == [indicator(1)["id"], note_id]
-    rows = StixObject.objects.filter(collection=own).values_list("stix_id", "version", "is_latest")
-    versions = {(stix_id, version.day, is_latest) for stix_id, version, is_latest in rows}
-    assert versions == {
-        (indicator(1)["id"], 2, False),
-        (indicator(1)["id"], 3, True),
-        (note_id, 1, True),
-        (indicator(2)["id"], 1, True),
-    }
 
 
 @pytest.mark.django_db

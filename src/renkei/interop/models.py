@@ -124,9 +124,9 @@ class StixObject(models.Model):
     """One version of one STIX object in one collection, its JSON kept exactly as stored."""
 
     id = models.BigAutoField(primary_key=True)
-    # Indexed as the first column of every index below.
-    # The collection's owner is the source. Who wrote an object is kept with its write (the import
-    # status and its audit record), not on each row: every row reference is a foreign-key check.
+    # Indexed as the first column of every index below. Its owner is the objects' source; who wrote
+    # an object is kept with its write (the import status and its audit record), not on each row,
+    # where every reference would be one more foreign-key check per object stored.
     collection = models.ForeignKey(
         Collection,
         verbose_name=_("collection"),

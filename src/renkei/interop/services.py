@@ -310,7 +310,7 @@ def compact_json(obj: dict) -> str:
     """An object as it is stored and served: compact JSON, with its non-ASCII text as it is."""
     try:
         return orjson.dumps(obj).decode()
-    except TypeError:  # integers beyond 64 bits or lone surrogates, which JSON allows as escapes
+    except TypeError:  # orjson writes neither integers beyond 64 bits nor lone surrogates: escape
         return json.dumps(obj, separators=(",", ":"))
 
 

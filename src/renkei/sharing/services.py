@@ -250,32 +250,6 @@ def _normalized_observables(observables: Sequence[ObservableInput]) -> list[Obse
     return list(dict.fromkeys(normalized))
 
 
-def mandated_chain(sector: Sector) -> list[Organization]:
-    """The sector's ministries and the national centre: every report's mandatory recipients."""
-    return _in_chain_order(
-        Organization.objects.raw(MANDATED_CHAIN, [OrganizationType.NATIONAL_CENTER, sector.pk])
-    )
-
-
-def _mandated_chain_if_may_report(
-    reporter: User, organization: Organization, sector: Sector
-) -> list[Organization]:
-    """`mandated_chain(sector)`, or nobody unless `reporter` may report for `organization` (active,
-    in `sector`, with a reporting role): the check rides along in the same query."""
-    chain = Organization.objects.raw(
-        MANDATED_CHAIN + IF_MAY_REPORT.format(roles=", ".join(["%s"] * len(REPORTING_ROLES))),
-        [
-            OrganizationType.NATIONAL_CENTER,
-            sector.pk,
-            reporter.pk,
-            organization.pk,
-            sector.pk,
-            *REPORTING_ROLES,
-        ],
-    )
-    return _in_chain_order(chain)
-
-
 # In SQL because every submission reads it: the ORM took about 1 ms of CPU to build the query with
 # its check, four times what the whole read costs written out.
 MANDATED_CHAIN = """
@@ -291,7 +265,33 @@ IF_MAY_REPORT = """
           JOIN directory_organization_sectors source_sector ON source_sector.organization_id = source.id
           WHERE membership.user_id = %s AND source.id = %s AND source.active
             AND source_sector.sector_id = %s AND membership.role IN ({roles}))
-"""
+""".format(roles=", ".join(["%s"] * len(REPORTING_ROLES)))  # noqa: S608 (placeholders only)
+
+
+def mandated_chain(sector: Sector) -> list[Organization]:
+    """The sector's ministries and the national centre: every report's mandatory recipients."""
+    return _in_chain_order(
+        Organization.objects.raw(MANDATED_CHAIN, [OrganizationType.NATIONAL_CENTER, sector.pk])
+    )
+
+
+def _mandated_chain_if_may_report(
+    reporter: User, organization: Organization, sector: Sector
+) -> list[Organization]:
+    """`mandated_chain(sector)`, or nobody unless `reporter` may report for `organization` (active,
+    in `sector`, with a reporting role): the check rides along in the same query."""
+    chain = Organization.objects.raw(
+        MANDATED_CHAIN + IF_MAY_REPORT,
+        [
+            OrganizationType.NATIONAL_CENTER,
+            sector.pk,
+            reporter.pk,
+            organization.pk,
+            sector.pk,
+            *REPORTING_ROLES,
+        ],
+    )
+    return _in_chain_order(chain)
 
 
 def _in_chain_order(chain: Iterable[Organization]) -> list[Organization]:

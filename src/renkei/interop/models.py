@@ -85,17 +85,19 @@ class Collection(models.Model):
     def access_rule(cls, principal: Principal, action: str) -> Q:
         if not principal.is_authenticated:
             return NOTHING
-        if action == Action.CHANGE:
-            # Writers are readers too: nobody adds to a collection they could not read back.
-            writers = Q(owner_id__in=principal.org_ids_with_role(*WRITING_ROLES))
-            return writers & cls.access_rule(principal, Action.VIEW)
-        if action != Action.VIEW:
-            return NOTHING
-        own = Q(owner_id__in=principal.org_ids)
         officers = Q(owner_id__in=principal.org_ids_with_role(Role.OFFICER))
         named = Q(
             pk__in=CollectionAudienceEntry.objects.filter(user_id=principal.user_id).values("collection_id")
         )
+        if action == Action.CHANGE:
+            # Writers are readers too: nobody adds to a collection they could not read back. A
+            # writer's collection is their own organization's, so of the VIEW rule below only the
+            # TLP:RED limit is left to ask.
+            writers = Q(owner_id__in=principal.org_ids_with_role(*WRITING_ROLES))
+            return writers & (~Q(tlp=Tlp.RED) | officers | named)
+        if action != Action.VIEW:
+            return NOTHING
+        own = Q(owner_id__in=principal.org_ids)
         addressed = Q(pk__in=CollectionAudienceEntry.matching(principal).values("collection_id"))
         chain = Q(
             owner__in=Organization.objects.filter(sectors__in=principal.overseen_sector_ids).values("pk")

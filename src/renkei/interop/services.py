@@ -9,7 +9,7 @@ older one is kept as history.
 import datetime as dt
 import itertools
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import orjson
@@ -185,25 +185,7 @@ def ingest(
         newest[stix_id] = max(version, newest.get(stix_id, version))
     new = {key: obj for key, obj in distinct.items() if key not in held_versions}
     _settle_held_versions(held, newest)
-    # Everything a row needs is at hand before loading starts: no query may run during a COPY.
-    collection_id = StixObject._meta.get_field("collection").get_db_prep_value(collection.pk, connection)
-    load_rows(
-        "interop_stixobject",
-        STORED_COLUMNS,
-        (
-            (
-                collection_id,
-                stix_id,
-                obj["type"],
-                obj.get("spec_version", "2.1"),
-                version,
-                added,
-                version == newest[stix_id],
-                compact_json(obj),
-            )
-            for (stix_id, version), obj in new.items()
-        ),
-    )
+    load_rows("interop_stixobject", STORED_COLUMNS, stored_rows(collection, new, newest, added))
     stored = len(new)
     if stored:
         # Queued in this transaction (tasks live in the same database): the indexing exists exactly
@@ -245,6 +227,28 @@ STORED_FIELDS = [
     "body",
 ]
 STORED_COLUMNS = [StixObject._meta.get_field(name).column for name in STORED_FIELDS]
+
+
+def stored_rows(
+    collection: Collection,
+    objects: dict[tuple[str, dt.datetime], dict],
+    newest: dict[str, dt.datetime],
+    added: dt.datetime,
+) -> Iterator[tuple]:
+    """The STORED_COLUMNS of new `objects` ((id, version) → object), each id's `newest` version marked
+    current. Everything a row needs is at hand beforehand: no query may run during a COPY."""
+    collection_id = StixObject._meta.get_field("collection").get_db_prep_value(collection.pk, connection)
+    for (stix_id, version), obj in objects.items():
+        yield (
+            collection_id,
+            stix_id,
+            obj["type"],
+            obj.get("spec_version", "2.1"),
+            version,
+            added,
+            version == newest[stix_id],
+            compact_json(obj),
+        )
 
 
 # On PostgreSQL the ids go as one text, split by the server (STIX ids hold no spaces): sending them as

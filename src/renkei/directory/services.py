@@ -337,9 +337,8 @@ def user_create(
         user.set_unusable_password()
     user.save()
     Membership.objects.create(user=user, organization=organization, role=role)
-    audit_write(actor=actor, action=AuditAction.CREATE, obj=user, after=snapshot(user) | {
-        "organization": organization.pk, "role": role,
-    })
+    after = snapshot(user) | {"organization": organization.pk, "role": role}
+    audit_write(actor=actor, action=AuditAction.CREATE, obj=user, after=after)
     if email and send_welcome:
         from renkei.directory.tasks import send_welcome_email
 
@@ -503,7 +502,9 @@ def two_factor_device_add(*, actor, user: User, key: str, name: str) -> TOTPDevi
         raise ValidationError(_("A TOTP key is 40 hexadecimal digits or more."), code="totp_key") from None
     device.save()
     audit_write(
-        actor=actor, action=AuditAction.CREATE, obj=device,
+        actor=actor,
+        action=AuditAction.CREATE,
+        obj=device,
         after={"user": user.pk, "name": name, "confirmed": True},
     )
     return device

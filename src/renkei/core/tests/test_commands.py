@@ -82,7 +82,11 @@ def test_the_documented_production_deployment_serves_through_gunicorn(tmp_path):
     with log.open("w") as output:
         server = subprocess.Popen(
             [gunicorn, "renkei.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
-            env=env, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+            env=env,
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
         )
         try:
             base = f"http://127.0.0.1:{port}"
@@ -132,7 +136,11 @@ def test_up_reports_a_busy_port_before_touching_the_database(tmp_path):
         port = occupant.getsockname()[1]
         result = subprocess.run(
             [RENKEI, "up", "--no-demo", "--port", str(port)],
-            env=clean_env(tmp_path), capture_output=True, text=True, timeout=60, check=False,
+            env=clean_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
     assert result.returncode == 1
     assert f"127.0.0.1:{port}" in result.stderr
@@ -215,10 +223,14 @@ def test_up_serves_pages_static_files_and_runs_tasks_in_process(tmp_path):
                 assert css.strip()
 
             # Another process queues a welcome e-mail; the worker inside `renkei up` must send it.
+            officer = "smoke-officer --org 金融庁 --role officer --email smoke-officer@fsa.example.jp"
             subprocess.run(
-                [RENKEI, "user", "add", "smoke-officer", "--org", "金融庁", "--role", "officer",
-                 "--email", "smoke-officer@fsa.example.jp"],
-                env=env, cwd=tmp_path, check=True, capture_output=True, timeout=60,
+                [RENKEI, "user", "add", *officer.split()],
+                env=env,
+                cwd=tmp_path,
+                check=True,
+                capture_output=True,
+                timeout=60,
             )
             [delivery] = inbox.wait_for(1, timeout=60)
             assert delivery.recipients == ["smoke-officer@fsa.example.jp"]

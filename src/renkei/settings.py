@@ -154,7 +154,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = dict(SQLITE_OPTIONS)
-    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-renkei.sqlite3")}
+    # One test database per test run, so two runs over one data directory do not wreck each other's.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / f"test-renkei-{os.getpid()}.sqlite3")}
 else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 

@@ -315,7 +315,8 @@ class SeenElsewhere:
 def seen_elsewhere(source_kind: str, source_id, user) -> SeenElsewhere:
     """For each observable of a source: links to the other sources holding it that `user` may see
     and, for the national centre only, how many others there are. Copies made from the source (and
-    the original of a copy) are the same sighting, not another one, and are left out."""
+    the original of a copy), and other versions of the same STIX object, are the same sighting, not
+    another one, and are left out; the versions of any other STIX object count, and link, once."""
     source_id = str(source_id)
     held = _indicators(
         Sighting.objects.filter(source_kind=source_kind, source_id=source_id)
@@ -324,6 +325,7 @@ def seen_elsewhere(source_kind: str, source_id, user) -> SeenElsewhere:
     )
     excluded = {(source_kind, source_id)} | _same_sighting(source_kind, source_id)
     matches = _match(held.values(), excluded=excluded)
+    _one_source_per_stix_object(matches)
     tells_hidden = principal_for(user).is_national_center
     links = _visible_links({source for m in matches.values() for source in m.sources or ()}, user)
     observables = []
@@ -357,7 +359,53 @@ def _same_sighting(source_kind: str, source_id: str) -> set[Source]:
     if source_kind == SourceKind.ANONYMIZED:
         originals = AnonymizedReport.objects.filter(pk=source_id).values_list("source_id", flat=True)
         return {(SourceKind.REPORT, str(pk)) for pk in originals}
+    if source_kind == SourceKind.STIX:
+        # Only within its collection: the same id in another collection was shared separately, to
+        # the audience of that collection, and is another sighting.
+        StixObject = apps.get_model("interop", "StixObject")
+        this = StixObject.objects.filter(pk__in=_valid_keys(StixObject, [source_id]))
+        versions = StixObject.objects.filter(
+            collection__in=this.values("collection"), stix_id__in=this.values("stix_id")
+        ).values_list("pk", flat=True)
+        return {(SourceKind.STIX, str(pk)) for pk in versions}
     return set()
+
+
+def _one_source_per_stix_object(matches: dict[str, _Match]) -> None:
+    """Each version of a STIX object is indexed as a source of its own, but the versions of one
+    object in one collection are one sighting: each match keeps the newest of them holding the
+    value, with the values any of them holds. One query for all the matches."""
+    stix_pks = {
+        pk for match in matches.values() for kind, pk in match.sources or () if kind == SourceKind.STIX
+    }
+    if not stix_pks:
+        return
+    StixObject = apps.get_model("interop", "StixObject")
+    # Each stored version: the object it is a version of, and which version.
+    versions = {
+        str(pk): ((collection_id, stix_id), version)
+        for pk, collection_id, stix_id, version in StixObject.objects.filter(
+            pk__in=_valid_keys(StixObject, list(stix_pks))
+        )
+        .order_by()
+        .values_list("pk", "collection_id", "stix_id", "version")
+    }
+    for match in matches.values():
+        newest: dict[tuple, str] = {}
+        for kind, pk in match.sources or ():
+            if kind == SourceKind.STIX and pk in versions:
+                stored_object, version = versions[pk]
+                kept = newest.get(stored_object)
+                if kept is None or versions[kept][1] < version:
+                    newest[stored_object] = pk
+        if not newest:
+            continue
+        sources: dict[Source, set[str]] = defaultdict(set)
+        for (kind, source_id), values in match.sources.items():
+            if kind == SourceKind.STIX and source_id in versions:
+                source_id = newest[versions[source_id][0]]
+            sources[(kind, source_id)] |= values
+        match.sources = dict(sources)
 
 
 def _visible_links(sources: set[Source], user) -> dict[Source, SourceLink]:

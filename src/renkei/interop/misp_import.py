@@ -1,17 +1,28 @@
 """MISP event import: an event in the JSON form PyMISP writes becomes STIX objects in a collection.
 
 The event becomes a `report` (id `report--<event uuid>`) whose `object_refs` are one `indicator` per
-attribute (id `indicator--<attribute uuid>`), so importing the event again stores nothing twice, and
-an attribute changed in MISP (a newer `timestamp`) supersedes its earlier version.
+attribute (id `indicator--<attribute uuid>`), the event's own and those inside its MISP objects
+(`Object[].Attribute`) alike, so importing the event again stores nothing twice, and an attribute
+changed in MISP (a newer `timestamp`) supersedes its earlier version.
+
+Times. The report's version is the event's `timestamp`, else its `publish_timestamp`, else the start
+of its `date` (UTC). An event PyMISP wrote before it was saved to a MISP server may have none of
+these: it is dated by the import, so each import of it is a new version. An attribute without a
+`timestamp` takes the event's time. A time that is given but unreadable refuses the event, or lists
+the attribute as a failure.
 
 Labels. The event's label is the narrowest of its `tlp:*` tag and its distribution level, read as
 TLP 2.0 reads sharing: 0 "your organisation only" as AMBER+STRICT, 1 "this community only" as
 AMBER, 2 "connected communities" as GREEN, 3 "all communities" as CLEAR, and 4 (a sharing group,
 which Renkei does not know) as AMBER+STRICT. An event with neither is AMBER, Renkei's default.
-Objects take the label of the collection they go into, which may be as narrow as the event's or
-narrower, never wider: an event is refused rather than shared further than its source allowed.
+An attribute's label is the narrowest of the event's, its own `tlp:*` tag and distribution and,
+inside a MISP object, the object's distribution; distribution 5 "inherit event", or none, adds
+nothing, so an attribute is never wider than its event. Each STIX object is marked with its label.
+Objects take the label of the collection they go into, which may be as narrow as theirs or
+narrower, never wider: rather than be shared further than its source allowed, an event is refused
+and an attribute is left out and listed as a failure (the rest of its event is imported).
 Export (sharing/misp.py) maps the other way: RED and AMBER+STRICT to 0, AMBER to 1, GREEN to 2,
-CLEAR to 3.
+CLEAR to 3, and gives every attribute distribution 5.
 """
 
 import datetime as dt
@@ -19,6 +30,7 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from renkei.interop.models import Collection, IngestStatus
@@ -34,6 +46,7 @@ DISTRIBUTION_LABELS = {
     "2": Tlp.GREEN,
     "3": Tlp.CLEAR,
     "4": Tlp.AMBER_STRICT,
+    # 5, "inherit event", is left out: it adds nothing to the event's label.
 }
 TAG_LABELS = {f"tlp:{tlp.lower()}": tlp for tlp in Tlp} | {"tlp:white": Tlp.CLEAR}
 
@@ -73,30 +86,62 @@ class Conversion:
 
 def event_label(event: dict) -> str:
     """The narrowest of the event's TLP tag and its distribution level (see the module docstring)."""
-    labels = [TAG_LABELS[tag] for tag in _tag_names(event) if tag in TAG_LABELS]
-    distribution = str(event.get("distribution", ""))
+    labels = _own_labels(event)
+    return _narrowest(labels) if labels else Tlp.AMBER
+
+
+def _own_labels(item: dict) -> list[str]:
+    """What the `tlp:*` tags and distribution of an event, object or attribute say, without the event's."""
+    labels = [TAG_LABELS[tag] for tag in _tag_names(item) if tag in TAG_LABELS]
+    distribution = str(item.get("distribution", ""))
     if distribution in DISTRIBUTION_LABELS:
         labels.append(DISTRIBUTION_LABELS[distribution])
-    return max(labels, key=TLP_ORDER.index) if labels else Tlp.AMBER
+    return labels
 
 
-def _tag_names(event: dict) -> list[str]:
-    tags = event.get("Tag") or []
+def _narrowest(labels: list[str]) -> str:
+    return max(labels, key=TLP_ORDER.index)
+
+
+def _narrower(label: str, than: str) -> bool:
+    return TLP_ORDER.index(label) > TLP_ORDER.index(than)
+
+
+def _tag_names(item: dict) -> list[str]:
+    tags = item.get("Tag") or []
     return [str(tag.get("name", "")).strip().lower() for tag in tags if isinstance(tag, dict)]
 
 
 def _moment(epoch) -> dt.datetime | None:
+    """Epoch seconds as a time, None when not given; ValueError when unreadable."""
+    if epoch in (None, ""):
+        return None
     try:
         return dt.datetime.fromtimestamp(int(epoch), tz=dt.UTC)
     except (TypeError, ValueError, OverflowError, OSError):
-        return None
+        raise ValueError(epoch) from None
+
+
+def _event_moment(event: dict, field: str) -> dt.datetime | None:
+    try:
+        return _moment(event.get(field))
+    except ValueError:
+        raise BundleRejected(
+            _("the event's %(field)s is %(value)s, not a number of seconds since 1970-01-01")
+            % {"field": field, "value": event[field]}
+        ) from None
 
 
 def _day(event: dict) -> dt.datetime | None:
-    try:
-        return dt.datetime.combine(dt.date.fromisoformat(str(event.get("date"))), dt.time.min, tzinfo=dt.UTC)
-    except ValueError:
+    day = event.get("date")
+    if day in (None, ""):
         return None
+    try:
+        return dt.datetime.combine(dt.date.fromisoformat(str(day)), dt.time.min, tzinfo=dt.UTC)
+    except ValueError:
+        raise BundleRejected(
+            _("the event's date is %(value)s, not a date written YYYY-MM-DD") % {"value": day}
+        ) from None
 
 
 def _observable(attribute: dict) -> tuple[str, str]:
@@ -122,59 +167,109 @@ def _observable(attribute: dict) -> tuple[str, str]:
     return observable_type, normalize_observable(observable_type, value)
 
 
-def convert_event(document: dict) -> Conversion:
-    """The STIX objects of one MISP event, and one failure per attribute that has none."""
+def convert_event(document: dict, *, collection_tlp: str) -> Conversion:
+    """The STIX objects of one MISP event going into a collection labelled `collection_tlp`, and one
+    failure per attribute that has no indicator or is labelled narrower than the collection."""
     event = document.get("Event", document) if isinstance(document, dict) else None
     if not isinstance(event, dict) or "uuid" not in event:
         raise BundleRejected(_("not a MISP event: expected an object with an Event holding a uuid"))
     label = event_label(event)
-    marking = TLP_MARKING_IDS[label]
-    event_time = _moment(event.get("timestamp")) or _moment(event.get("publish_timestamp")) or _day(event)
-    if event_time is None:
-        raise BundleRejected(_("the event has neither a readable timestamp nor a date"))
-    conversion = Conversion(label=label, objects=[marking_definition(label)])
+    # All three are read first, so that an unreadable one is refused even when another is given.
+    changed = _event_moment(event, "timestamp")
+    published = _event_moment(event, "publish_timestamp")
+    day = _day(event)
+    # An event not yet saved to a MISP server may have no time at all: it is new as of this import.
+    event_time = changed or published or day or timezone.now()
+    conversion = Conversion(label=label)
+    entries = [({}, attribute) for attribute in event.get("Attribute") or []]
+    for misp_object in event.get("Object") or []:
+        if isinstance(misp_object, dict):
+            entries += [(misp_object, attribute) for attribute in misp_object.get("Attribute") or []]
+        else:
+            conversion.failures.append(Failure(None, None, _("a MISP object must be a JSON object")))
+    labels = {label}
     indicators = []
-    for attribute in event.get("Attribute") or []:
+    for misp_object, attribute in entries:
         if not isinstance(attribute, dict):
             conversion.failures.append(Failure(None, None, _("an attribute must be an object")))
             continue
         indicator_id = f"indicator--{attribute.get('uuid', '')}"
-        changed = _moment(attribute.get("timestamp")) or event_time
         try:
-            observable_type, value = _observable(attribute)
-        except ValidationError as error:
-            conversion.failures.append(Failure(indicator_id, timestamp(changed), " ".join(error.messages)))
+            attribute_time = _moment(attribute.get("timestamp")) or event_time
+        except ValueError:
+            message = _("the attribute's timestamp is %(value)s, not a number of seconds since 1970-01-01")
+            failure = Failure(indicator_id, None, message % {"value": attribute["timestamp"]})
+            conversion.failures.append(failure)
             continue
-        created = min(changed, event_time)
-        indicators.append(
-            {
-                "type": "indicator",
-                "spec_version": "2.1",
-                "id": indicator_id,
-                "created": timestamp(created),
-                "modified": timestamp(changed),
-                "name": value,
-                "description": str(attribute.get("comment") or ""),
-                "pattern": pattern(observable_type, value),
-                "pattern_type": "stix",
-                "valid_from": timestamp(created),
-                "indicator_types": ["malicious-activity"],
-                "object_marking_refs": [marking],
-                "x_misp_type": str(attribute.get("type")),
-                "x_misp_category": str(attribute.get("category", "")),
-                "x_misp_to_ids": bool(attribute.get("to_ids", False)),
-            }
-        )
-    for indicator in indicators:
-        if not indicator["description"]:
-            del indicator["description"]
+        attribute_label = _narrowest([label, *_own_labels(misp_object), *_own_labels(attribute)])
+        try:
+            indicator = _indicator(
+                attribute,
+                indicator_id,
+                label=attribute_label,
+                collection_tlp=collection_tlp,
+                created=min(attribute_time, event_time),
+                modified=attribute_time,
+            )
+        except ValidationError as error:
+            failure = Failure(indicator_id, timestamp(attribute_time), " ".join(error.messages))
+            conversion.failures.append(failure)
+            continue
+        labels.add(attribute_label)
+        indicators.append(indicator)
+    conversion.objects = [marking_definition(tlp) for tlp in TLP_ORDER if tlp in labels]
     conversion.objects += indicators
-    conversion.objects.append(_report(event, event_time, marking, [item["id"] for item in indicators]))
+    refs = [indicator["id"] for indicator in indicators]
+    report = _report(event, event_time, published or event_time, TLP_MARKING_IDS[label], refs)
+    conversion.objects.append(report)
     return conversion
 
 
-def _report(event: dict, event_time: dt.datetime, marking: str, refs: list[str]) -> dict:
-    published = _moment(event.get("publish_timestamp")) or event_time
+def _indicator(
+    attribute: dict,
+    indicator_id: str,
+    *,
+    label: str,
+    collection_tlp: str,
+    created: dt.datetime,
+    modified: dt.datetime,
+) -> dict:
+    """The indicator of an attribute labelled `label`; ValidationError when it may not have one here."""
+    if _narrower(label, collection_tlp):
+        # Checked before the value is read, so that no message repeats what the label protects.
+        raise ValidationError(
+            _(
+                "The attribute is TLP:%(attribute)s but the collection is TLP:%(collection)s: it was "
+                "left out so that it is not shared further than its source allowed. Import the event "
+                "into a collection labelled TLP:%(attribute)s or narrower to keep it."
+            )
+            % {"attribute": label, "collection": collection_tlp}
+        )
+    observable_type, value = _observable(attribute)
+    indicator = {
+        "type": "indicator",
+        "spec_version": "2.1",
+        "id": indicator_id,
+        "created": timestamp(created),
+        "modified": timestamp(modified),
+        "name": value,
+        "pattern": pattern(observable_type, value),
+        "pattern_type": "stix",
+        "valid_from": timestamp(created),
+        "indicator_types": ["malicious-activity"],
+        "object_marking_refs": [TLP_MARKING_IDS[label]],
+        "x_misp_type": str(attribute.get("type")),
+        "x_misp_category": str(attribute.get("category", "")),
+        "x_misp_to_ids": bool(attribute.get("to_ids", False)),
+    }
+    if attribute.get("comment"):
+        indicator["description"] = str(attribute["comment"])
+    return indicator
+
+
+def _report(
+    event: dict, event_time: dt.datetime, published: dt.datetime, marking: str, refs: list[str]
+) -> dict:
     narrative = "\n\n".join(
         str(item.get("content", "")) for item in event.get("EventReport") or [] if isinstance(item, dict)
     )
@@ -203,9 +298,11 @@ def _report(event: dict, event_time: dt.datetime, marking: str, refs: list[str])
 
 def import_misp_event(collection: Collection, raw: bytes, *, user) -> IngestStatus:
     """Check and store a MISP event. An unreadable event raises BundleRejected; an event labelled
-    narrower than the collection raises ValidationError; both write nothing."""
-    conversion = convert_event(load_document(raw, max_bytes=MAX_BUNDLE_BYTES, what="event"))
-    if TLP_ORDER.index(conversion.label) > TLP_ORDER.index(collection.tlp):
+    narrower than the collection raises ValidationError; both write nothing. Attributes that cannot
+    be stored are listed as failures in the status."""
+    document = load_document(raw, max_bytes=MAX_BUNDLE_BYTES, what="event")
+    conversion = convert_event(document, collection_tlp=collection.tlp)
+    if _narrower(conversion.label, collection.tlp):
         raise ValidationError(
             _(
                 "The event is TLP:%(event)s but the collection is TLP:%(collection)s: choose a "

@@ -41,9 +41,16 @@ from renkei.interop.models import (
     StixObject,
 )
 from renkei.interop.observables import stix_observables
-from renkei.interop.stix_validation import garbage_collector_paused, parse_bundle
+from renkei.interop.stix_validation import TLP_V1_MARKINGS, garbage_collector_paused, parse_bundle
 from renkei.interop.tasks import stix_sightings_index
+from renkei.sharing.choices import TLP_ORDER, Tlp
+from renkei.sharing.stix import TLP_MARKING_IDS
 
+# The TLP label of each marking an object may carry: TLP 2.0's, and 1.0's (whose WHITE is CLEAR).
+TLP_OF_MARKING = {marking: tlp for tlp, marking in TLP_MARKING_IDS.items()} | {
+    TLP_V1_MARKINGS[name]: tlp
+    for name, tlp in (("white", Tlp.CLEAR), ("green", Tlp.GREEN), ("amber", Tlp.AMBER), ("red", Tlp.RED))
+}
 # Ids listed in one statement (SQLite binds at most 32,766 parameters).
 IDS_PER_STATEMENT = 10_000
 # Objects indexed for correlation in one go after an import.
@@ -137,6 +144,25 @@ def submissions_collection_for_new_organization(
         submissions_collection(instance)
 
 
+def _within_label(collection: Collection, objects: list[dict]) -> tuple[list[dict], list[Failure]]:
+    """The objects `collection` may share as they are marked, and a failure for each one marked with
+    a narrower TLP label than the collection's."""
+    ceiling = TLP_ORDER.index(collection.tlp)
+    within, refused = [], []
+    for obj in objects:
+        labels = [TLP_OF_MARKING[ref] for ref in obj.get("object_marking_refs", ()) if ref in TLP_OF_MARKING]
+        label = max(labels, key=TLP_ORDER.index) if labels else None
+        if label is None or TLP_ORDER.index(label) <= ceiling:
+            within.append(obj)
+            continue
+        message = _(
+            "marked TLP:%(object)s, but this collection shares at TLP:%(collection)s: it would reach "
+            "more people than its source allowed"
+        ) % {"object": label, "collection": collection.tlp}
+        refused.append(Failure(obj["id"], _version_text(obj), message))
+    return within, refused
+
+
 def object_version(obj: dict, added: dt.datetime) -> dt.datetime:
     """TAXII 2.1 §3.4.1: an object's version is its `modified`, else its `created`, else when it was added."""
     stamp = obj.get("modified") or obj.get("created")
@@ -166,20 +192,31 @@ def ingest(
 ) -> IngestStatus:
     """Store valid `objects` in `collection` and record the outcome, `failures` included, as one status.
 
-    Under the collection's lock, one look at the versions held of the incoming ids decides which
-    objects are new and which version of each id is now the current one; the new ones are then
-    loaded straight into place and only the held rows that stop (or start) being current change."""
+    Objects marked with a narrower TLP label than the collection's are refused: the collection would
+    share them further than their source allowed. Under the collection's lock, one look at the
+    versions held of the incoming ids decides which objects are new and which version of each id is
+    now the current one; the new ones are then loaded straight into place and only the held rows
+    that stop (or start) being current change."""
     # One writer per collection at a time, so what was read below is still so when the rows go in.
     Collection.objects.select_for_update().filter(pk=collection.pk).first()
     added = timezone.now()
-    failures = list(failures)
-    successes = [{"id": obj["id"], "version": _version_text(obj) or _timestamp(added)} for obj in objects]
+    objects, over_the_label = _within_label(collection, objects)
+    failures = [*failures, *over_the_label]
+    held = _versions_held(collection, list({obj["id"] for obj in objects}))
+    held_versions = {(stix_id, version) for stix_id, version, _pk, _current in held}
+    # An object with neither `modified` nor `created` (a cyber-observable, named after its value)
+    # has one version: when the collection first received it. Sent again, it is the one held.
+    first_held: dict[str, dt.datetime] = {}
+    for stix_id, version in held_versions:
+        first_held[stix_id] = min(version, first_held.get(stix_id, version))
+    versioned = [(obj, object_version(obj, first_held.get(obj["id"], added))) for obj in objects]
+    successes = [
+        {"id": obj["id"], "version": _version_text(obj) or _timestamp(version)} for obj, version in versioned
+    ]
     # The same id and version twice in one write is one object.
     distinct: dict[tuple[str, dt.datetime], dict] = {}
-    for obj in objects:
-        distinct.setdefault((obj["id"], object_version(obj, added)), obj)
-    held = _versions_held(collection, list({stix_id for stix_id, _version in distinct}))
-    held_versions = {(stix_id, version) for stix_id, version, _pk, _current in held}
+    for obj, version in versioned:
+        distinct.setdefault((obj["id"], version), obj)
     newest: dict[str, dt.datetime] = {}
     for stix_id, version in [*distinct, *held_versions]:
         newest[stix_id] = max(version, newest.get(stix_id, version))

@@ -1,10 +1,15 @@
 """Strict, fast validation of STIX 2.1 content for import.
 
-Pure functions, no Django: ``validate_object`` checks one object, ``parse_bundle`` checks a whole
-bundle (size, nesting, JSON, duplicates, reference cycles) and ``pattern_errors`` checks an indicator
-pattern. The rules mirror what ``stix2.parse(..., allow_custom=True)`` enforces, and are stricter
-where the STIX 2.1 specification is (for example ``valid_from`` is required, ``confidence`` is 0–100,
-list properties may not be empty and property values must have their JSON type, not a coercible one).
+Pure functions: ``validate_object`` checks one object, ``parse_bundle`` checks a whole bundle (size,
+nesting, JSON, duplicates, reference cycles) and ``pattern_errors`` checks an indicator pattern. The
+rules mirror what ``stix2.parse(..., allow_custom=True)`` enforces, and are stricter where the STIX 2.1
+specification is (for example ``valid_from`` is required, ``confidence`` is 0–100, list properties may
+not be empty and property values must have their JSON type, not a coercible one).
+
+Messages are translated with Django's gettext when they are produced, so they come in the language
+active then (the request's). Only failures call gettext: valid content, the common case by far, costs
+nothing extra. Property names, type names and values stay as they are in every language; a message is
+``"<property>: <reason>"`` with only the reason translated.
 
 Patterns: a hand-written recogniser accepts the common shapes; anything it does not accept is handed
 to the ANTLR-based ``stix2patterns`` validator, so the answer is always the same as that validator's,
@@ -24,10 +29,24 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from django.utils.translation import gettext as _
 from stix2patterns.validator import run_validator
 
-# A checker returns None for a good value, or a short reason for a bad one.
+# A checker returns None for a good value, or a short, translated reason for a bad one.
 Checker = Callable[[object], str | None]
+
+
+def _named(name: str, reason: str) -> str:
+    """``"<name>: <reason>"``, the form of every message: the name stays, the reason is translated."""
+    return f"{name}: {reason}"
+
+
+def _nested(name: str, reason: str) -> str:
+    """A reason about a property inside a value: "source_name must be a string"."""
+    # Translators: a property nested in a value, and what is wrong with it ("source_name must be a
+    # string", "item 0 source_name is required"). Keep both parts; the reason is already translated.
+    return _("%(property)s %(reason)s") % {"property": name, "reason": reason}
+
 
 # ---------------------------------------------------------------------------------------------------
 # Identifiers, names, timestamps
@@ -186,39 +205,44 @@ def valid_type_name(type_: object) -> bool:
 
 
 def _string(value: object) -> str | None:
-    return None if type(value) is str else "must be a string"
+    return None if type(value) is str else _("must be a string")
 
 
 def _timestamp(value: object) -> str | None:
-    return None if is_timestamp(value) else "not a STIX timestamp"
+    return None if is_timestamp(value) else _("not a STIX timestamp")
 
 
 def _boolean(value: object) -> str | None:
-    return None if type(value) is bool else "must be true or false"
+    return None if type(value) is bool else _("must be true or false")
 
 
 def _binary(value: object) -> str | None:
     if type(value) is not str:
-        return "must be a base64 string"
+        return _("must be a base64 string")
     try:
         base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        return "must be a base64 string"
+        return _("must be a base64 string")
     return None
 
 
 def _hex(value: object) -> str | None:
-    return None if type(value) is str and HEX_RE.match(value) else "must be an even number of hex digits"
+    return None if type(value) is str and HEX_RE.match(value) else _("must be an even number of hex digits")
+
+
+def _out_of_range(low: float | None, high: float | None) -> str:
+    return _("must be between %(low)s and %(high)s") % {
+        "low": "-∞" if low is None else low,
+        "high": "∞" if high is None else high,
+    }
 
 
 def _integer(low: int | None = None, high: int | None = None) -> Checker:
     def check(value: object) -> str | None:
         if type(value) is not int:
-            return "must be an integer"
+            return _("must be an integer")
         if (low is not None and value < low) or (high is not None and value > high):
-            return (
-                f"must be between {low if low is not None else '-∞'} and {high if high is not None else '∞'}"
-            )
+            return _out_of_range(low, high)
         return None
 
     return check
@@ -227,19 +251,23 @@ def _integer(low: int | None = None, high: int | None = None) -> Checker:
 def _number(low: float | None = None, high: float | None = None) -> Checker:
     def check(value: object) -> str | None:
         if type(value) not in (int, float):
-            return "must be a number"
+            return _("must be a number")
         if (low is not None and value < low) or (high is not None and value > high):
-            return f"must be between {low} and {high if high is not None else '∞'}"
+            return _out_of_range(low, high)
         return None
 
     return check
+
+
+def _one_of(values: str) -> str:
+    return _("must be one of %(values)s") % {"values": values}
 
 
 def _enum(*allowed: str) -> Checker:
     allowed_set = frozenset(allowed)
 
     def check(value: object) -> str | None:
-        return None if type(value) is str and value in allowed_set else f"must be one of {', '.join(allowed)}"
+        return None if type(value) is str and value in allowed_set else _one_of(", ".join(allowed))
 
     return check
 
@@ -247,11 +275,12 @@ def _enum(*allowed: str) -> Checker:
 def _list_of(item: Checker) -> Checker:
     def check(value: object) -> str | None:
         if type(value) is not list or not value:
-            return "must be a non-empty list"
+            return _("must be a non-empty list")
         for index, element in enumerate(value):
             reason = item(element)
             if reason:
-                return f"item {index} {reason}"
+                # Translators: a list item and what is wrong with it ("item 0 must be a string").
+                return _("item %(index)s %(reason)s") % {"index": index, "reason": reason}
         return None
 
     return check
@@ -259,10 +288,10 @@ def _list_of(item: Checker) -> Checker:
 
 def _dictionary(value: object) -> str | None:
     if type(value) is not dict or not value:
-        return "must be a non-empty object"
+        return _("must be a non-empty object")
     for key in value:
         if not DICT_KEY_RE.match(key):
-            return f"key {key!r} must be 1-250 of a-z, A-Z, 0-9, '-', '_'"
+            return _("key %(key)s must be 1-250 of a-z, A-Z, 0-9, '-', '_'") % {"key": repr(key)}
     return None
 
 
@@ -272,25 +301,33 @@ def _hashes(value: object, *, only_ov: bool = False) -> str | None:
         return reason
     for name, digest in value.items():  # type: ignore[union-attr]
         if type(digest) is not str:
-            return f"{name} must be a string"
+            return _nested(name, _("must be a string"))
         if only_ov and name not in HASH_ALGORITHM_OV:
-            return f"{name} is not in hash-algorithm-ov"
+            return _("%(name)s is not in hash-algorithm-ov") % {"name": name}
         regex = HASH_VALUE_RES.get(name.replace("-", "").upper())
         if regex is not None and not regex.match(digest):
-            return f"{name} is not a valid hash value"
+            return _("%(name)s is not a valid hash value") % {"name": name}
     return None
 
 
 def _ref(*, to: frozenset[str] | None = None, not_to: frozenset[str] = frozenset()) -> Checker:
     """An identifier whose type is in ``to`` (if given) and not in ``not_to``."""
-    expected = " or ".join(sorted(to)) if to else "STIX object"
+    expected = ", ".join(sorted(to or ()))
+
+    def wanted() -> str:
+        if not to:
+            return _("must be a STIX object identifier")
+        if len(to) == 1:
+            return _("must be an identifier of type %(type)s") % {"type": expected}
+        return _("must be an identifier of one of the types %(types)s") % {"types": expected}
 
     def check(value: object) -> str | None:
         type_ = id_type(value)
         if type_ is None:
-            return f"must be a {expected} identifier"
+            return wanted()
         if (to is not None and type_ not in to) or type_ in not_to:
-            return f"must be a {expected} identifier, not {type_}"
+            # Translators: what the reference must be, then the type it names instead.
+            return _("%(expected)s, not %(type)s") % {"expected": wanted(), "type": type_}
         return None
 
     return check
@@ -319,19 +356,19 @@ def _embedded(
 
     def check(value: object) -> str | None:
         if type(value) is not dict or not value:
-            return "must be a non-empty object"
+            return _("must be a non-empty object")
         missing = required - value.keys()
         if missing:
-            return f"{sorted(missing)[0]} is required"
+            return _("%(property)s is required") % {"property": sorted(missing)[0]}
         for key, item in value.items():
             checker = schema.get(key)
             if checker is None:
                 if not CUSTOM_PROPERTY_RE.match(key):
-                    return f"{key}: not an allowed property name"
+                    return _named(key, _("not an allowed property name"))
                 continue
             reason = checker(item)
             if reason:
-                return f"{key} {reason}"
+                return _nested(key, reason)
         return rule(value) if rule else None
 
     return check
@@ -339,7 +376,9 @@ def _embedded(
 
 def _at_least_one(*names: str) -> Callable[[dict], str | None]:
     def rule(value: dict) -> str | None:
-        return None if any(n in value for n in names) else f"needs one of {', '.join(names)}"
+        if any(n in value for n in names):
+            return None
+        return _("needs one of %(names)s") % {"names": ", ".join(names)}
 
     return rule
 
@@ -366,25 +405,25 @@ EXTERNAL_REFERENCES = _list_of(
 
 def _granular_marking(value: object) -> str | None:
     if type(value) is not dict:
-        return "must be an object"
+        return _("must be an object")
     has_ref, has_lang = "marking_ref" in value, "lang" in value
     if has_ref == has_lang:
-        return "needs exactly one of marking_ref, lang"
+        return _("needs exactly one of %(names)s") % {"names": "marking_ref, lang"}
     if has_ref and (reason := REF_MARKING(value["marking_ref"])):
-        return f"marking_ref {reason}"
+        return _nested("marking_ref", reason)
     if has_lang and (reason := _string(value["lang"])):
-        return f"lang {reason}"
+        return _nested("lang", reason)
     reason = _list_of(_selector)(value.get("selectors"))
     if reason:
-        return f"selectors {reason}"
+        return _nested("selectors", reason)
     extra = value.keys() - {"marking_ref", "lang", "selectors"}
     if any(not CUSTOM_PROPERTY_RE.match(k) for k in extra):
-        return "has a property with a bad name"
+        return _("has a property with a bad name")
     return None
 
 
 def _selector(value: object) -> str | None:
-    return None if type(value) is str and SELECTOR_RE.match(value) else "is not a valid selector"
+    return None if type(value) is str and SELECTOR_RE.match(value) else _("is not a valid selector")
 
 
 def _selector_resolves(obj: dict, selector: str) -> bool:
@@ -405,21 +444,21 @@ def _selector_resolves(obj: dict, selector: str) -> bool:
 
 def _extensions(value: object) -> str | None:
     if type(value) is not dict or not value:
-        return "must be a non-empty object"
+        return _("must be a non-empty object")
     for key, content in value.items():
         if type(content) is not dict:
-            return f"{key} must be an object"
+            return _nested(key, _("must be an object"))
         if key.startswith("extension-definition--"):
             if id_type(key) != "extension-definition":
-                return f"{key} is not an extension-definition identifier"
+                return _("%(name)s is not an extension-definition identifier") % {"name": key}
             if content.get("extension_type") not in EXTENSION_TYPES:
-                return f"{key}: extension_type must be one of {', '.join(sorted(EXTENSION_TYPES))}"
+                return _named(key, _nested("extension_type", _one_of(", ".join(sorted(EXTENSION_TYPES)))))
         elif key in PREDEFINED_EXTENSIONS:
             reason = PREDEFINED_EXTENSIONS[key](content)
             if reason:
-                return f"{key}: {reason}"
+                return _named(key, reason)
         elif not DICT_KEY_RE.match(key):
-            return f"{key!r} is not an allowed extension name"
+            return _("%(name)s is not an allowed extension name") % {"name": repr(key)}
     return None
 
 
@@ -474,7 +513,10 @@ def _ordered(first: str, last: str, *, strict: bool = False) -> Callable[[dict],
         if first in obj and last in obj:
             a, b = timestamp_key(obj[first]), timestamp_key(obj[last])
             if b < a or (strict and b == a):
-                return f"{last}: must be {'later than' if strict else 'at or after'} {first}"
+                order = (
+                    _("must be later than %(property)s") if strict else _("must be at or after %(property)s")
+                )
+                return _named(last, order % {"property": first})
         return None
 
     return rule
@@ -482,14 +524,18 @@ def _ordered(first: str, last: str, *, strict: bool = False) -> Callable[[dict],
 
 def _requires_one(*names: str) -> Callable[[dict], str | None]:
     def rule(obj: dict) -> str | None:
-        return None if any(n in obj for n in names) else f"{names[0]}: one of {', '.join(names)} is required"
+        if any(n in obj for n in names):
+            return None
+        return _named(names[0], _("one of %(names)s is required") % {"names": ", ".join(names)})
 
     return rule
 
 
 def _exactly_one(a: str, b: str) -> Callable[[dict], str | None]:
     def rule(obj: dict) -> str | None:
-        return None if (a in obj) != (b in obj) else f"{a}: exactly one of {a}, {b} is required"
+        if (a in obj) != (b in obj):
+            return None
+        return _named(a, _("exactly one of %(names)s is required") % {"names": f"{a}, {b}"})
 
     return rule
 
@@ -512,6 +558,25 @@ def sco(
     **properties: Checker,
 ) -> Schema:
     return Schema({**COMMON_SCO, **properties}, SCO_REQUIRED | frozenset(required), tuple(rules))
+
+
+def _embedded_observables(value: object) -> str | None:
+    """observed-data's deprecated ``objects`` (STIX 2.1 §4.13): cyber-observables keyed by a local
+    name, each checked as a top-level one is, except that it needs no identifier (stix2 makes one)."""
+    reason = _dictionary(value)
+    if reason:
+        return reason
+    for key, observable in value.items():  # type: ignore[union-attr]
+        if type(observable) is not dict:
+            return _named(key, _("must be an object"))
+        type_ = observable.get("type")
+        if type(type_) is str and (type_ in SDO_TYPES or type_ in SRO_TYPES or type_ in META_TYPES):
+            not_observable = _("%(type)s is not a cyber-observable type") % {"type": type_}
+            return _named(key, _named("type", not_observable))
+        errors = validate_object(observable, id_optional=True)
+        if errors:
+            return _named(key, errors[0])
+    return None
 
 
 SEEN = {"first_seen": TS, "last_seen": TS}
@@ -580,12 +645,14 @@ SCHEMAS: dict[str, Schema] = {
         set(),
         _requires_one("region", "country", "latitude"),
         lambda o: (
-            "longitude: latitude and longitude go together"
+            _named("longitude", _("latitude and longitude go together"))
             if ("latitude" in o) != ("longitude" in o)
             else None
         ),
         lambda o: (
-            "precision: needs latitude and longitude" if "precision" in o and "latitude" not in o else None
+            _named("precision", _("needs latitude and longitude"))
+            if "precision" in o and "latitude" not in o
+            else None
         ),
         name=STR,
         description=STR,
@@ -602,7 +669,11 @@ SCHEMAS: dict[str, Schema] = {
     "malware": sdo(
         {"is_family"},
         SEEN_ORDER,
-        lambda o: "name: required when is_family is true" if o["is_family"] and "name" not in o else None,
+        lambda o: (
+            _named("name", _("required when %(property)s is true") % {"property": "is_family"})
+            if o["is_family"] and "name" not in o
+            else None
+        ),
         name=STR,
         description=STR,
         malware_types=OVS,
@@ -644,13 +715,14 @@ SCHEMAS: dict[str, Schema] = {
         object_refs=_list_of(REF_ANY_OBJECT),
     ),
     "observed-data": sdo(
-        {"first_observed", "last_observed", "number_observed", "object_refs"},
+        {"first_observed", "last_observed", "number_observed"},
         _ordered("first_observed", "last_observed"),
+        _exactly_one("object_refs", "objects"),
         first_observed=TS,
         last_observed=TS,
         number_observed=_integer(1, 999_999_999),
         object_refs=_list_of(REF_SCO_OR_SRO),
-        objects=lambda _: "the deprecated embedded form is not accepted; use object_refs",
+        objects=_embedded_observables,
     ),
     "opinion": sdo(
         {"opinion", "object_refs"},
@@ -730,7 +802,11 @@ SCHEMAS: dict[str, Schema] = {
     "artifact": sco(
         set(),
         _exactly_one("payload_bin", "url"),
-        lambda o: "hashes: required when url is present" if "url" in o and "hashes" not in o else None,
+        lambda o: (
+            _named("hashes", _("required when %(property)s is present") % {"property": "url"})
+            if "url" in o and "hashes" not in o
+            else None
+        ),
         mime_type=STR,
         payload_bin=_binary,
         url=STR,
@@ -755,10 +831,14 @@ SCHEMAS: dict[str, Schema] = {
     "email-message": sco(
         {"is_multipart"},
         lambda o: (
-            "body: not allowed when is_multipart is true" if o["is_multipart"] and "body" in o else None
+            _named("body", _("not allowed when %(property)s is true") % {"property": "is_multipart"})
+            if o["is_multipart"] and "body" in o
+            else None
         ),
         lambda o: (
-            "body_multipart: only allowed when is_multipart is true"
+            _named(
+                "body_multipart", _("only allowed when %(property)s is true") % {"property": "is_multipart"}
+            )
             if not o["is_multipart"] and "body_multipart" in o
             else None
         ),
@@ -823,7 +903,7 @@ SCHEMAS: dict[str, Schema] = {
         _requires_one("src_ref", "dst_ref"),
         _ordered("start", "end"),
         lambda o: (
-            "is_active: must be false when end is present"
+            _named("is_active", _("must be false when %(property)s is present") % {"property": "end"})
             if "end" in o and o.get("is_active") is not False
             else None
         ),
@@ -850,7 +930,7 @@ SCHEMAS: dict[str, Schema] = {
         lambda o: (
             None
             if o.keys() - {"type", "id", "spec_version", "defanged", "extensions"} or "extensions" in o
-            else "type: a process needs at least one property"
+            else _named("type", _("a %(type)s needs at least one property") % {"type": "process"})
         ),
         is_hidden=BOOL,
         pid=INT,
@@ -1029,7 +1109,7 @@ def _socket_options(value: object) -> str | None:
     prefixes = ("SO_", "ICMP_", "ICMP6_", "IP_", "IPV6_", "MCAST_", "TCP_", "IRLMP_")
     for key, option in value.items():  # type: ignore[union-attr]
         if key[: key.find("_") + 1] not in prefixes or type(option) is not int:
-            return f"{key} must be a known option prefix with an integer value"
+            return _("%(name)s must be a known option prefix with an integer value") % {"name": key}
     return None
 
 
@@ -1160,35 +1240,37 @@ PREDEFINED_EXTENSIONS: dict[str, Checker] = {
 def _marking_definition_rule(obj: dict) -> str | None:
     definition_type, definition = obj.get("definition_type"), obj.get("definition")
     if definition_type is None and definition is None:
-        return (
-            None
-            if "extensions" in obj
-            else "definition: definition_type and definition, or extensions, are required"
-        )
+        if "extensions" in obj:
+            return None
+        return _named("definition", _("definition_type and definition, or extensions, are required"))
     if definition_type is None or definition is None:
-        return "definition: definition_type and definition go together"
+        return _named("definition", _("definition_type and definition go together"))
     if type(definition) is not dict:
-        return "definition: must be an object"
+        return _named("definition", _("must be an object"))
     if definition_type == "tlp":
         colour = definition.get("tlp")
         if colour not in TLP_V1_MARKINGS or definition.keys() != {"tlp"}:
-            return "definition: tlp must be one of white, green, amber, red"
+            return _named("definition", _nested("tlp", _one_of(", ".join(TLP_V1_MARKINGS))))
         if obj["id"] != TLP_V1_MARKINGS[colour] or timestamp_key(obj["created"]) != timestamp_key(
             TLP_V1_CREATED
         ):
-            return "id: TLP 1.0 markings must use the identifier and created time the specification defines"
+            return _named(
+                "id", _("TLP 1.0 markings must use the identifier and created time the specification defines")
+            )
     elif definition_type == "statement":
         if definition.keys() != {"statement"} or type(definition["statement"]) is not str:
-            return "definition: a statement marking needs exactly one string property 'statement'"
+            return _named(
+                "definition", _("a statement marking needs exactly one string property 'statement'")
+            )
     else:
-        return "definition_type: must be tlp or statement (other markings use extensions)"
+        return _named("definition_type", _("must be tlp or statement (other markings use extensions)"))
     return None
 
 
 def _tlp_v2_rule(obj: dict) -> str | None:
     content = obj.get("extensions", {}).get(TLP_V2_EXTENSION)
     if content is not None and content.get("tlp_2_0") not in TLP_V2_LEVELS:
-        return f"extensions: tlp_2_0 must be one of {', '.join(sorted(TLP_V2_LEVELS))}"
+        return _named("extensions", _nested("tlp_2_0", _one_of(", ".join(sorted(TLP_V2_LEVELS)))))
     return None
 
 
@@ -1238,20 +1320,28 @@ def _custom_schema(obj: dict) -> Schema | None:
 # Objects
 
 
-def validate_object(obj: object) -> list[str]:
-    """The errors of one STIX 2.1 object, each ``"<property>: <reason>"``; empty when it is valid."""
+def validate_object(obj: object, *, id_optional: bool = False) -> list[str]:
+    """The errors of one STIX 2.1 object, each ``"<property>: <reason>"``; empty when it is valid.
+
+    ``id_optional`` is for cyber-observables embedded in observed-data, which need no identifier.
+    """
     if type(obj) is not dict:
-        return ["object: must be a JSON object"]
+        return [_named("object", _("must be a JSON object"))]
     type_ = obj.get("type")
     schema = SCHEMAS.get(type_) if type(type_) is str else None
     if schema is None:
         if not valid_type_name(type_):
-            return ["type: must be 3-250 characters of a-z, 0-9 and single hyphens, starting with a letter"]
+            return [
+                _named(
+                    "type",
+                    _("must be 3-250 characters of a-z, 0-9 and single hyphens, starting with a letter"),
+                )
+            ]
         if type_ in RESERVED_TYPES or type_ == "bundle":
-            return [f"type: {type_} may not be used as an object type"]
+            return [_named("type", _("%(type)s may not be used as an object type") % {"type": type_})]
         schema = _custom_schema(obj)
         if schema is None:
-            return ["type: unknown STIX object type"]
+            return [_named("type", _("unknown STIX object type"))]
 
     errors = []
     id_ = obj.get("id")
@@ -1261,22 +1351,22 @@ def validate_object(obj: object) -> list[str]:
         and id_.startswith(type_)
         and id_[prefix_length - 2 : prefix_length] == "--"
         and UUID_RE.match(id_, prefix_length)
-    ):
-        errors.append(f"id: must be '{type_}--<UUID>'")
+    ) and not (id_optional and "id" not in obj):
+        errors.append(_named("id", _("must be '%(type)s--<UUID>'") % {"type": type_}))
     # An empty string counts as missing, as stix2 counts it.
     missing = [name for name in schema.required if obj.get(name, "") == ""]
     if missing:
-        errors.extend(f"{name}: required" for name in sorted(missing) if name != "id")
+        errors.extend(_named(name, _("required")) for name in sorted(missing) if name != "id")
     properties = schema.properties
     for name, value in obj.items():
         checker = properties.get(name)
         if checker is None:
             if name in RESERVED_PROPERTIES or not CUSTOM_PROPERTY_RE.match(name):
-                errors.append(f"{name}: not an allowed custom property name")
+                errors.append(_named(name, _("not an allowed custom property name")))
             continue
         reason = checker(value)
         if reason:
-            errors.append(f"{name}: {reason}")
+            errors.append(_named(name, reason))
     if errors:
         return errors
 
@@ -1287,10 +1377,15 @@ def validate_object(obj: object) -> list[str]:
     for marking in obj.get("granular_markings", ()):
         for selector in marking["selectors"]:
             if not _selector_resolves(obj, selector):
-                errors.append(f"granular_markings: selector {selector!r} does not match a property")
+                unmatched = _("selector %(selector)s does not match a property") % {
+                    "selector": repr(selector)
+                }
+                errors.append(_named("granular_markings", unmatched))
     if type_ == "indicator" and obj["pattern_type"] == "stix":
         version = obj.get("pattern_version", "2.1")
-        errors.extend(f"pattern: {reason}" for reason in pattern_errors(obj["pattern"], stix_version=version))
+        errors.extend(
+            _named("pattern", reason) for reason in pattern_errors(obj["pattern"], stix_version=version)
+        )
     return errors
 
 
@@ -1566,22 +1661,35 @@ def _fast_accepts(pattern: str) -> bool:
 
 
 @functools.lru_cache(maxsize=4096)
-def _pattern_errors(pattern: str, stix_version: str) -> tuple[str, ...]:
+def _pattern_errors(pattern: str, stix_version: str) -> tuple[tuple[bool, str], ...]:
+    """(crashed, what stix2patterns said or raised) per error: untranslated, so one cache serves every
+    language."""
     if stix_version == "2.1" and _fast_accepts(pattern):
         return ()
     try:
         # Any version other than "2.1" selects the 2.0 grammar, as stix2 does with pattern_version.
         messages = run_validator(pattern, stix_version=stix_version)
     except Exception as exc:  # the ANTLR listeners crash on some inputs, e.g. a negative list index
-        return (f"not a valid STIX pattern ({type(exc).__name__})",)
-    return tuple(message.removeprefix("FAIL: ") for message in messages)
+        return ((True, type(exc).__name__),)
+    return tuple((False, message.removeprefix("FAIL: ")) for message in messages)
 
 
 def pattern_errors(pattern: str, *, stix_version: str = "2.1") -> list[str]:
-    """The errors of a STIX pattern (same verdict as stix2patterns); empty when it is valid."""
+    """The errors of a STIX pattern (same verdict as stix2patterns); empty when it is valid.
+
+    stix2patterns' own messages are English; a translated sentence frames them.
+    """
     if type(pattern) is not str:
-        return ["must be a string"]
-    return list(_pattern_errors(pattern, stix_version))
+        return [_("must be a string")]
+    problems = _pattern_errors(pattern, stix_version)
+    if not problems:
+        return []
+    return [
+        _("not a valid STIX pattern (the validator failed with %(error)s)") % {"error": detail}
+        if crashed
+        else _("not a valid STIX pattern: %(details)s") % {"details": detail}
+        for crashed, detail in problems
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -1616,7 +1724,7 @@ class ParsedBundle:
 
 
 def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
+    raise ValueError(_("%(constant)s is not JSON") % {"constant": name})
 
 
 def nests_deeper_than(document: object, max_depth: int) -> bool:
@@ -1653,16 +1761,18 @@ def parse_bundle(raw: bytes, *, max_bytes: int, max_depth: int = 32) -> ParsedBu
     """Parse and validate a STIX 2.1 bundle; raise BundleRejected for problems of the whole bundle."""
     document = _load_json(raw, max_bytes=max_bytes, max_depth=max_depth, what="bundle")
     if type(document) is not dict:
-        raise BundleRejected("bundle: must be a JSON object")
+        raise BundleRejected(_named("bundle", _("must be a JSON object")))
     if document.get("type") != "bundle":
-        raise BundleRejected("type: must be 'bundle'")
+        raise BundleRejected(_named("type", _("must be '%(value)s'") % {"value": "bundle"}))
     if id_type(document.get("id")) != "bundle":
-        raise BundleRejected("id: must be 'bundle--<UUID>'")
+        raise BundleRejected(_named("id", _("must be '%(type)s--<UUID>'") % {"type": "bundle"}))
     if "spec_version" in document:
-        raise BundleRejected("spec_version: this is a STIX 2.0 bundle; only STIX 2.1 is accepted")
+        raise BundleRejected(
+            _named("spec_version", _("this is a STIX 2.0 bundle; only STIX 2.1 is accepted"))
+        )
     for name in document.keys() - {"type", "id", "objects"}:
         if not CUSTOM_PROPERTY_RE.match(name):
-            raise BundleRejected(f"{name}: not an allowed custom property name")
+            raise BundleRejected(_named(name, _("not an allowed custom property name")))
     return _check_objects(document.get("objects", []))
 
 
@@ -1671,36 +1781,49 @@ def parse_envelope(raw: bytes, *, max_bytes: int, max_depth: int = 32) -> Parsed
     """Like parse_bundle, for the TAXII 2.1 envelope (``objects``, ``more``, ``next``) a client posts."""
     document = _load_json(raw, max_bytes=max_bytes, max_depth=max_depth, what="envelope")
     if type(document) is not dict:
-        raise BundleRejected("envelope: must be a JSON object")
+        raise BundleRejected(_named("envelope", _("must be a JSON object")))
     unexpected = document.keys() - {"objects", "more", "next"}
     if unexpected:
-        raise BundleRejected(f"{sorted(unexpected)[0]}: not a TAXII envelope property")
+        raise BundleRejected(_named(sorted(unexpected)[0], _("not a TAXII envelope property")))
     return _check_objects(document.get("objects", []))
 
 
 def _load_json(raw: bytes, *, max_bytes: int, max_depth: int, what: str) -> object:
+    """``what`` names the document in messages ("bundle", "envelope", "event"); it is not translated."""
     if len(raw) > max_bytes:
-        raise BundleRejected(f"{what} is {len(raw)} bytes; the limit is {max_bytes} bytes")
+        raise BundleRejected(
+            _("%(what)s is %(size)s bytes; the limit is %(limit)s bytes")
+            % {"what": what, "size": len(raw), "limit": max_bytes}
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise BundleRejected(f"{what} is not UTF-8 (byte {exc.start})") from None
-    too_deep = BundleRejected(f"{what} nests deeper than {max_depth} levels")
+        raise BundleRejected(
+            _("%(what)s is not UTF-8 (byte %(position)s)") % {"what": what, "position": exc.start}
+        ) from None
     try:
         document = json.loads(text, parse_constant=_reject_constant)
     except RecursionError:  # the C decoder's own guard, far beyond any sensible max_depth
-        raise too_deep from None
+        raise _too_deep(what, max_depth) from None
     except ValueError as exc:
-        raise BundleRejected(f"{what} is not valid JSON: {exc}") from None
+        raise BundleRejected(
+            _("%(what)s is not valid JSON: %(error)s") % {"what": what, "error": exc}
+        ) from None
     if type(document) in (dict, list) and nests_deeper_than(document, max_depth):
-        raise too_deep
+        raise _too_deep(what, max_depth)
     return document
+
+
+def _too_deep(what: str, max_depth: int) -> BundleRejected:
+    return BundleRejected(
+        _("%(what)s nests deeper than %(depth)s levels") % {"what": what, "depth": max_depth}
+    )
 
 
 def _check_objects(objects: object) -> ParsedBundle:
     """Validate each object, then drop later duplicates and objects on reference cycles."""
     if type(objects) is not list:
-        raise BundleRejected("objects: must be a list")
+        raise BundleRejected(_named("objects", _("must be a list")))
     result = ParsedBundle()
     valid: list[dict] = []
     seen_versions: set[tuple[str, str | None]] = set()
@@ -1715,7 +1838,7 @@ def _check_objects(objects: object) -> ParsedBundle:
             continue
         key = (obj["id"], _version(obj))
         if key in seen_versions:
-            result.failures.append((*key, "duplicate of an earlier object in this bundle"))
+            result.failures.append((*key, _("duplicate of an earlier object in this bundle")))
             continue
         seen_versions.add(key)
         valid.append(obj)
@@ -1726,7 +1849,8 @@ def _check_objects(objects: object) -> ParsedBundle:
         if cycle is None:
             result.objects.append(obj)
         else:
-            result.failures.append((obj["id"], _version(obj), f"part of a reference cycle among {cycle}"))
+            on_a_cycle = _("part of a reference cycle among %(ids)s") % {"ids": cycle}
+            result.failures.append((obj["id"], _version(obj), on_a_cycle))
     return result
 
 
@@ -1796,7 +1920,9 @@ def _reference_cycles(objects: list[dict]) -> dict[str, str]:
                         break
                 if len(component) > 1 or node in graph.get(node, ()):
                     component.sort()
-                    shown = component[:5] + ([f"and {len(component) - 5} more"] if len(component) > 5 else [])
+                    shown = component[:5]
+                    if len(component) > 5:
+                        shown.append(_("and %(count)s more") % {"count": len(component) - 5})
                     description = ", ".join(shown)
                     for member in component:
                         cycles[member] = description

@@ -126,6 +126,12 @@ def taxii_endpoint(*methods: str):
     return decorate
 
 
+@taxii_endpoint("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+def not_found(request: HttpRequest):
+    slash = "" if request.path.endswith("/") else _("TAXII addresses end with a slash.")
+    raise TaxiiError(404, _("There is no such address on this TAXII server."), slash)
+
+
 def _api_root_url(request: HttpRequest) -> str:
     return request.build_absolute_uri(reverse("taxii:api_root"))
 

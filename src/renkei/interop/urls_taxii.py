@@ -1,6 +1,7 @@
-"""TAXII 2.1 addresses. Every address ends in a slash, as the specification writes them."""
+"""TAXII 2.1 addresses. Every address ends in a slash, as the specification writes them; any other
+address under /taxii2/ gets a TAXII error message, not a web page."""
 
-from django.urls import path
+from django.urls import path, re_path
 
 from renkei.interop import taxii
 
@@ -24,4 +25,5 @@ urlpatterns = [
         taxii.versions,
         name="versions",
     ),
+    re_path(r"", taxii.not_found),
 ]

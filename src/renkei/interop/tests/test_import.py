@@ -119,7 +119,7 @@ def test_invalid_objects_are_listed_and_valid_ones_stored(client, community):
     messages = {failure["id"]: failure["message"] for failure in body["failures"]}
     assert "pattern" in messages[no_pattern["id"]]
     assert "modified" in messages[indicator(3)["id"]]
-    assert "duplicate" in messages[indicator(1)["id"]]
+    assert messages[indicator(1)["id"]] == "このバンドル内の先のオブジェクトと重複しています"  # ja by default
     assert list(StixObject.objects.values_list("stix_id", flat=True)) == [indicator(1)["id"]]
 
 
@@ -279,3 +279,12 @@ def test_the_demo_imports_sample_objects_once_and_they_correlate_with_the_demo_r
     for found in (exact, in_range):
         seen = seen_elsewhere(SourceKind.STIX, found.pk, reporter)
         assert [link.kind for item in seen.observables for link in item.links] == [SourceKind.REPORT]
+
+
+@pytest.mark.django_db
+def test_a_bundle_sent_as_another_media_type_is_refused(client, community):
+    answer = _post_bundle(client, community.bank_a_reporter, bundle(indicator(1)), content_type="text/plain")
+    assert answer.status_code == 415
+    assert answer["Content-Type"] == "application/problem+json"
+    assert answer.json()["detail"]
+    assert not StixObject.objects.exists()

@@ -6,7 +6,8 @@ import json
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
-from pymisp import MISPEvent
+from django.utils import timezone
+from pymisp import MISPEvent, MISPObject
 
 from renkei.directory.choices import Role
 from renkei.directory.tests.factories import member
@@ -43,9 +44,21 @@ def _event(*, tlp: str | None = "tlp:amber", distribution: int = 1) -> MISPEvent
     return event
 
 
-def _post(client, user, event: MISPEvent, collection: Collection | None = None):
+def _post(client, user, event: MISPEvent | dict, collection: Collection | None = None):
     url = "/api/v1/misp/events" + (f"?collection={collection.pk}" if collection else "")
-    return client.post(url, data=event.to_json(), content_type="application/json", headers=bearer(user))
+    body = json.dumps(event) if isinstance(event, dict) else event.to_json()
+    return client.post(url, data=body, content_type="application/json", headers=bearer(user))
+
+
+def _in_english(user):
+    """The user, having chosen English: the API answers in their language."""
+    user.language = "en"
+    user.save(update_fields=["language"])
+    return user
+
+
+def _stored() -> dict[str, dict]:
+    return {row.stix_id: json.loads(row.body) for row in StixObject.objects.filter(is_latest=True)}
 
 
 def test_an_event_becomes_a_report_with_one_indicator_per_attribute(client, community):
@@ -123,7 +136,7 @@ def test_attributes_without_a_stix_equivalent_are_listed(client, community):
 def test_the_label_is_the_narrowest_of_tag_and_distribution(tlp, distribution, label):
     event = json.loads(_event(tlp=tlp, distribution=distribution).to_json())
     assert event_label(event) == label
-    conversion = convert_event(event)
+    conversion = convert_event(event, collection_tlp=label)
     assert conversion.label == label
     markings = {ref for obj in conversion.objects for ref in obj.get("object_marking_refs", [])}
     assert markings == {misp_marking(label)}
@@ -146,6 +159,109 @@ def test_an_event_is_never_shared_wider_than_its_label(client, community):
     assert refused.status_code == 404  # an administrator who is not an officer cannot read RED
     accepted = _post(client, officer, _event(tlp="tlp:red"), collection=red)
     assert accepted.status_code == 201
+
+
+def test_an_attribute_is_never_shared_wider_than_its_own_label(client, community):
+    event = _event()  # TLP:AMBER, going into the AMBER submissions collection
+    red = event.add_attribute("domain", "red-only.example", timestamp=CHANGED)
+    red.add_tag("tlp:red")
+    own_organisation = event.add_attribute("domain", "in-house.example", timestamp=CHANGED, distribution=0)
+    inherited = event.add_attribute("domain", "inherited.example", timestamp=CHANGED, distribution=5)
+    inherited.add_tag("tlp:clear")  # cannot widen the event's AMBER
+    in_house_object = MISPObject("domain-ip")
+    in_house_object.distribution = 0
+    object_attribute = in_house_object.add_attribute("ip", value="198.51.100.4", timestamp=CHANGED)
+    event.add_object(in_house_object)
+
+    answer = _post(client, _in_english(community.bank_a_reporter), event)
+    assert answer.status_code == 201, answer.content
+    body = answer.json()
+    withheld = {f"indicator--{item.uuid}" for item in (red, own_organisation, object_attribute)}
+    assert {failure["id"] for failure in body["failures"]} == withheld
+    messages = {failure["id"]: failure["message"] for failure in body["failures"]}
+    assert messages[f"indicator--{red.uuid}"] == (
+        "The attribute is TLP:RED but the collection is TLP:AMBER: it was left out so that it is not "
+        "shared further than its source allowed. Import the event into a collection labelled TLP:RED "
+        "or narrower to keep it."
+    )
+    assert "TLP:AMBER+STRICT" in messages[f"indicator--{own_organisation.uuid}"]
+    assert "TLP:AMBER+STRICT" in messages[f"indicator--{object_attribute.uuid}"]
+    assert "red-only.example" not in answer.content.decode()  # not even named in the status
+    stored = _stored()
+    assert not withheld & set(stored)
+    assert not withheld & set(stored[f"report--{event.uuid}"]["object_refs"])
+    assert stored[f"indicator--{inherited.uuid}"]["object_marking_refs"] == [TLP_MARKING_IDS[Tlp.AMBER]]
+
+
+def test_a_narrow_collection_keeps_each_attribute_under_its_own_label():
+    event = _event()
+    red = event.add_attribute("domain", "red-only.example", timestamp=CHANGED)
+    red.add_tag("tlp:red")
+    conversion = convert_event(json.loads(event.to_json()), collection_tlp=Tlp.RED)
+    assert conversion.failures == []
+    indicators = [obj for obj in conversion.objects if obj["type"] == "indicator"]
+    markings = {indicator["id"]: indicator["object_marking_refs"] for indicator in indicators}
+    assert markings.pop(f"indicator--{red.uuid}") == [TLP_MARKING_IDS[Tlp.RED]]
+    assert set(map(tuple, markings.values())) == {(TLP_MARKING_IDS[Tlp.AMBER],)}
+    definitions = {obj["id"] for obj in conversion.objects if obj["type"] == "marking-definition"}
+    assert definitions == {TLP_MARKING_IDS[Tlp.AMBER], TLP_MARKING_IDS[Tlp.RED]}
+
+
+def test_attributes_of_misp_objects_are_imported(client, community):
+    event = _event()
+    domain_ip = MISPObject("domain-ip")
+    domain = domain_ip.add_attribute("domain", value="c2.example.net", timestamp=CHANGED)
+    address = domain_ip.add_attribute("ip", value="198.51.100.23", timestamp=CHANGED)
+    note = domain_ip.add_attribute("text", value="seen in the campaign", timestamp=CHANGED)
+    event.add_object(domain_ip)
+
+    body = _post(client, _in_english(community.bank_a_reporter), event).json()
+    assert [failure["id"] for failure in body["failures"]] == [f"indicator--{note.uuid}"]
+    assert body["failures"][0]["message"] == "attribute type text has no STIX indicator here"
+    stored = _stored()
+    assert {f"indicator--{domain.uuid}", f"indicator--{address.uuid}"} <= set(
+        stored[f"report--{event.uuid}"]["object_refs"]
+    )
+    assert stored[f"indicator--{domain.uuid}"]["pattern"] == "[domain-name:value = 'c2.example.net']"
+    assert stored[f"indicator--{address.uuid}"]["pattern"] == "[ipv4-addr:value = '198.51.100.23']"
+
+
+def test_an_event_not_yet_saved_to_misp_is_imported(client, community):
+    event = MISPEvent()  # as PyMISP writes it before MISP adds a date and timestamps
+    event.info = "x"
+    attribute = event.add_attribute("domain", "bad.example")
+    written = json.loads(event.to_json())
+    assert not {"date", "timestamp"} & set(written)
+    assert "timestamp" not in written["Attribute"][0]
+
+    before = timezone.now().replace(microsecond=0)
+    answer = _post(client, community.bank_a_reporter, event)
+    assert answer.status_code == 201, answer.content
+    assert answer.json()["failure_count"] == 0
+    indicator = _stored()[f"indicator--{attribute.uuid}"]
+    assert dt.datetime.fromisoformat(indicator["modified"]) >= before  # the import time
+
+
+def test_unreadable_times_are_named(client, community):
+    event = json.loads(_event().to_json())
+    event["Attribute"][0]["timestamp"] = "yesterday"
+    body = _post(client, _in_english(community.bank_a_reporter), event).json()
+    assert [failure["message"] for failure in body["failures"]] == [
+        "the attribute's timestamp is yesterday, not a number of seconds since 1970-01-01"
+    ]
+
+    for field, value, message in [
+        ("timestamp", "soon", "the event's timestamp is soon, not a number of seconds since 1970-01-01"),
+        ("publish_timestamp", "", None),  # empty as absent
+        ("date", "20-11-2026", "the event's date is 20-11-2026, not a date written YYYY-MM-DD"),
+    ]:
+        event = json.loads(_event().to_json()) | {field: value}
+        answer = _post(client, _in_english(community.bank_a_reporter), event)
+        if message is None:
+            assert answer.status_code == 201, answer.content
+        else:
+            assert answer.status_code == 400
+            assert answer.json()["detail"] == message
 
 
 def test_unreadable_events_are_refused(client, community):

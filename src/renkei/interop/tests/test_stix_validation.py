@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 import stix2
+from django.utils import translation
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from stix2patterns.validator import run_validator
@@ -20,12 +21,21 @@ from renkei.interop.stix_validation import (
     pattern_errors,
     validate_object,
 )
+from renkei.interop.tests.stix_objects import bundle, indicator
+from renkei.sharing.tests.factories import bearer
 
 NAMESPACE = uuid.UUID("0f7c8a52-5d1e-4f38-9a7e-2b6d1c4e8f90")
 CREATED = "2026-10-01T09:00:00.000Z"
 MODIFIED = "2026-10-02T09:30:00.123Z"
 TLP_WHITE = "marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9"
 TLP_V2_EXTENSION = "extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d"
+
+
+@pytest.fixture(autouse=True)
+def english():
+    """The messages compared here are the English ones (Japanese is the default language)."""
+    with translation.override("en"):
+        yield
 
 
 def sid(type_: str, name: str) -> str:
@@ -272,7 +282,7 @@ def test_messages_name_the_property():
         ({"valid_until": "2026-10-01T00:00:00Z"}, "valid_until: must be later than valid_from"),
         ({"confidence": 101}, "confidence: must be between 0 and 100"),
         ({"labels": []}, "labels: must be a non-empty list"),
-        ({"created_by_ref": MALWARE}, "created_by_ref: must be a identity identifier, not malware"),
+        ({"created_by_ref": MALWARE}, "created_by_ref: must be an identifier of type identity, not malware"),
         ({"spec_version": "2.0"}, "spec_version: must be one of 2.1"),
         ({"Bad-Name": 1}, "Bad-Name: not an allowed custom property name"),
         ({"severity": "high"}, "severity: not an allowed custom property name"),
@@ -384,8 +394,8 @@ BAD_PATTERNS = [
 
 
 @st.composite
-def mutated_objects(draw) -> dict:
-    obj = copy.deepcopy(draw(st.sampled_from(VALID_OBJECTS)))
+def mutated_objects(draw, objects: list[dict] = VALID_OBJECTS) -> dict:
+    obj = copy.deepcopy(draw(st.sampled_from(objects)))
     for _ in range(draw(st.integers(1, 2))):
         key = draw(st.sampled_from(sorted(obj)))
         mutation = draw(
@@ -446,6 +456,145 @@ def test_known_divergence_more_than_six_fraction_digits():
     obj = corpus("malware") | {"modified": "2026-10-02T09:30:00.1234567Z"}
     assert stix2_rejects(obj)
     assert validate_object(obj) == []
+
+
+# ---------------------------------------------------------------------------------------------------
+# observed-data's deprecated embedded form (STIX 2.1 §4.13). stix2-validator cannot judge it: it
+# crashes (KeyError 'id') on embedded observables without an identifier, so stix2 is the reference.
+
+EMBEDDED_OBSERVED_DATA = sdo(
+    "observed-data",
+    "embedded",
+    first_observed="2026-10-01T08:00:00Z",
+    last_observed="2026-10-01T09:00:00Z",
+    number_observed=1,
+    objects={
+        "0": {"type": "ipv4-addr", "value": "203.0.113.5"},
+        "1": {"type": "domain-name", "value": "bad.example", "resolves_to_refs": [IPV4]},
+        "2": sco("file", "dropper", name="invoice.doc", x_renkei_note="kept"),
+    },
+)
+
+
+# stix2 warns that the form is deprecated each time it parses one.
+stix2_deprecation_ignored = pytest.mark.filterwarnings("ignore::stix2.exceptions.STIXDeprecationWarning")
+
+
+def embedding(*observables: dict) -> dict:
+    return EMBEDDED_OBSERVED_DATA | {"objects": {str(n): obs for n, obs in enumerate(observables)}}
+
+
+@stix2_deprecation_ignored
+def test_observed_data_may_embed_its_observables():
+    assert validate_object(EMBEDDED_OBSERVED_DATA) == []
+    stix2.parse(copy.deepcopy(EMBEDDED_OBSERVED_DATA), allow_custom=True)
+    legacy_custom = embedding({"type": "x-acme-sensor", "reading": 5})
+    assert validate_object(legacy_custom) == []
+    stix2.parse(copy.deepcopy(legacy_custom), allow_custom=True)
+    parsed = parse_bundle(raw_bundle(EMBEDDED_OBSERVED_DATA), max_bytes=1_000_000)
+    assert (parsed.objects, parsed.failures) == ([EMBEDDED_OBSERVED_DATA], [])
+
+
+@stix2_deprecation_ignored
+@pytest.mark.parametrize(
+    ("obj", "expected"),
+    [
+        (
+            EMBEDDED_OBSERVED_DATA | {"object_refs": [IPV4]},
+            "object_refs: exactly one of object_refs, objects is required",
+        ),
+        (
+            _without(EMBEDDED_OBSERVED_DATA, "objects"),
+            "object_refs: exactly one of object_refs, objects is required",
+        ),
+        (EMBEDDED_OBSERVED_DATA | {"objects": {}}, "objects: must be a non-empty object"),
+        (
+            EMBEDDED_OBSERVED_DATA | {"objects": [{"type": "ipv4-addr", "value": "203.0.113.5"}]},
+            "objects: must be a non-empty object",
+        ),
+        (embedding("203.0.113.5"), "objects: 0: must be an object"),
+        (
+            embedding({"value": "203.0.113.5"}),
+            "objects: 0: type: must be 3-250 characters of a-z, 0-9 and single hyphens, "
+            "starting with a letter",
+        ),
+        (embedding({"type": "ipv4-addr"}), "objects: 0: value: required"),
+        (embedding({"type": "file", "size": 1}), "objects: 0: hashes: one of hashes, name is required"),
+        (
+            embedding({"type": "ipv4-addr", "value": "203.0.113.5", "id": DOMAIN}),
+            "objects: 0: id: must be 'ipv4-addr--<UUID>'",
+        ),
+        (
+            embedding({"type": "ipv4-addr", "value": "203.0.113.5", "Bad-Name": 1}),
+            "objects: 0: Bad-Name: not an allowed custom property name",
+        ),
+        (
+            # STIX 2.1 references are identifiers, also inside the embedded form (stix2 agrees).
+            embedding(
+                {"type": "ipv4-addr", "value": "203.0.113.5"},
+                {"type": "network-traffic", "src_ref": "0", "protocols": ["tcp"]},
+            ),
+            "objects: 1: src_ref: must be an identifier of one of the types "
+            "domain-name, ipv4-addr, ipv6-addr, mac-addr",
+        ),
+    ],
+    ids=[
+        "both",
+        "neither",
+        "empty",
+        "list",
+        "not-an-object",
+        "no-type",
+        "missing-value",
+        "file-without-name-or-hashes",
+        "wrong-id",
+        "bad-property-name",
+        "local-reference",
+    ],
+)
+def test_observed_data_embedded_form_rules(obj, expected):
+    assert first_errors(obj) == [expected]
+    assert stix2_rejects(obj)
+
+
+@stix2_deprecation_ignored
+def test_known_divergence_embedded_observables_are_checked_like_top_level_ones():
+    """stix2 embeds anything with a type, and coerces values; the spec wants cyber-observables with
+    JSON-typed values and dictionary keys of its alphabet, as at the top level. We follow the spec."""
+    ipv4 = {"type": "ipv4-addr", "value": "203.0.113.5"}
+    for obj, expected in [
+        (
+            embedding({"type": "indicator", "name": "x"}),
+            "objects: 0: type: indicator is not a cyber-observable type",
+        ),
+        (embedding({"type": "ipv4-addr", "value": 5}), "objects: 0: value: must be a string"),
+        (embedding({"type": "acme-widget", "colour": "blue"}), "objects: 0: type: unknown STIX object type"),
+        (
+            EMBEDDED_OBSERVED_DATA | {"objects": {"a b": ipv4}},
+            "objects: key 'a b' must be 1-250 of a-z, A-Z, 0-9, '-', '_'",
+        ),
+    ]:
+        assert not stix2_rejects(obj)
+        assert first_errors(obj) == [expected]
+
+
+EMBEDDABLE = [obj for obj in VALID_OBJECTS if obj["type"] in stix2.v21.OBJ_MAP_OBSERVABLE]
+
+
+@st.composite
+def embedded_mutations(draw) -> dict:
+    observable = draw(mutated_objects(EMBEDDABLE))
+    if draw(st.booleans()):
+        observable.pop("id", None)
+    return embedding(observable)
+
+
+@stix2_deprecation_ignored
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(embedded_mutations())
+def test_rejects_every_embedded_form_stix2_rejects(obj):
+    if stix2_rejects(obj):
+        assert validate_object(obj), json.dumps(obj)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -750,6 +899,36 @@ def test_taxii_envelope():
     assert parse_envelope(raw, max_bytes=1_000_000).objects == [corpus("malware")]
     with pytest.raises(BundleRejected, match="not a TAXII envelope property"):
         parse_envelope(raw_bundle(corpus("malware")), max_bytes=1_000_000)
+
+
+def test_messages_follow_the_active_language():
+    bad = corpus("indicator") | {"modified": "2026-02-30T00:00:00Z"}
+    with translation.override("ja"):
+        assert validate_object(bad) == ["modified: STIX のタイムスタンプではありません"]
+        with pytest.raises(BundleRejected, match="bundle は 101 バイトです。上限は 100 バイトです"):
+            parse_bundle(b"x" * 101, max_bytes=100)
+    assert validate_object(bad) == ["modified: not a STIX timestamp"]
+
+
+@pytest.mark.django_db
+def test_a_rejected_objects_message_is_in_the_callers_language(client, community):
+    """Japanese by default, English for whoever chose it."""
+    user = community.bank_a_reporter
+    late = indicator(1, modified="yesterday")
+
+    def failures() -> list[str]:
+        answer = client.post(
+            "/api/v1/stix/bundles",
+            data=json.dumps(bundle(late)),
+            content_type="application/stix+json;version=2.1",
+            headers=bearer(user),
+        )
+        return [failure["message"] for failure in answer.json()["failures"]]
+
+    assert failures() == ["modified: STIX のタイムスタンプではありません"]
+    user.language = "en"
+    user.save(update_fields=["language"])
+    assert failures() == ["modified: not a STIX timestamp"]
 
 
 def test_garbage_collector_is_running_again_afterwards():

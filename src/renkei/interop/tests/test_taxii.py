@@ -315,3 +315,48 @@ def test_reports_and_anonymized_copies_are_read_only_views_too(taxii, token_of, 
     objects = copies.get_objects()["objects"]
     assert [obj["name"] for obj in objects if obj["type"] == "report"] == [copy.title]
     assert community.bank_a.name_ja not in json.dumps(objects, ensure_ascii=False), "the source stays hidden"
+
+
+def test_an_address_the_server_does_not_have_gets_a_taxii_error(live_server, token_of, community):
+    user = community.bank_a_reporter
+    secret = token_of(user)
+    own = submissions_collection(community.bank_a)
+    taxii = f"{live_server.url}/taxii2"
+    for address in (f"{taxii}/nope/", f"{taxii}/api/collections/not-a-uuid/objects/"):
+        missing = _get(user, secret, address)
+        assert missing.status_code == 404, address
+        assert missing.headers["Content-Type"] == TAXII_MEDIA_TYPE
+        assert missing.json()["http_status"] == "404"
+    no_slash = _get(user, secret, f"{taxii}/api/collections/{own.pk}/objects")
+    assert no_slash.status_code == 404
+    assert no_slash.json()["description"]
+    assert requests.get(f"{taxii}/nope/", timeout=10).status_code == 401
+
+
+def test_the_first_version_and_the_spec_version_can_be_chosen(taxii, community):
+    own = submissions_collection(community.bank_a)
+    first, newer = indicator(1), indicator(1, modified="2026-11-02T00:00:00.000Z")
+    ingest(own, [newer, first, indicator(2)], user=community.bank_a_reporter)
+    reader = _collection(taxii(community.nisc_coordinator), own)
+    earliest = reader.get_objects(version="first")["objects"]
+    assert sorted((obj["id"], obj["modified"]) for obj in earliest) == sorted(
+        (obj["id"], obj["modified"]) for obj in (first, indicator(2))
+    )
+    assert len(reader.get_objects(spec_version="2.1")["objects"]) == 2
+    assert "objects" not in reader.get_objects(spec_version="2.0")
+
+
+def test_an_envelope_over_the_size_limit_is_refused(live_server, token_of, community, monkeypatch):
+    monkeypatch.setattr("renkei.interop.taxii.MAX_BUNDLE_BYTES", 1000)
+    user = community.bank_a_reporter
+    own = submissions_collection(community.bank_a)
+    answer = requests.post(
+        f"{live_server.url}/taxii2/api/collections/{own.pk}/objects/",
+        data=_envelope(*(indicator(number) for number in range(10))),
+        auth=(user.username, token_of(user)),
+        headers={"Accept": TAXII_MEDIA_TYPE, "Content-Type": TAXII_MEDIA_TYPE},
+        timeout=10,
+    )
+    assert answer.status_code == 413
+    assert answer.json()["http_status"] == "413"
+    assert not StixObject.objects.exists()

@@ -34,6 +34,7 @@ from taxii_vs_medallion import (
     envelopes,
     free_port,
     indicators,
+    renkei_environment,
     start_medallion,
     start_renkei,
     wait_for,
@@ -128,12 +129,7 @@ def _timed(work) -> float:
 
 
 def main() -> None:
-    env = dict(os.environ)
-    env.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/renkei_bench_taxii")
-    env["RENKEI_DATA_DIR"] = tempfile.mkdtemp(prefix="renkei-bench-")
-    env["RENKEI_LOG_LEVEL"] = "ERROR"
-    if not env["DATABASE_URL"].startswith("postgres"):
-        sys.exit("This benchmark is about PostgreSQL: set DATABASE_URL=postgres://…")
+    env = renkei_environment()
     posts = OBJECTS // BATCH
     bodies = envelopes(indicators(OBJECTS))
     medallion, theirs = start_medallion(Path(tempfile.mkdtemp(prefix="medallion-bench-")))

@@ -200,13 +200,19 @@ print("TOKEN", token_create(actor=None, user=user)[1], submissions_collection(ba
     return process, Collection(url, user="bench", password=token)
 
 
-def main() -> None:
+def renkei_environment() -> dict:
+    """The environment Renkei's processes run in: PostgreSQL, and a data directory of their own."""
     env = dict(os.environ)
     env.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/renkei_bench_taxii")
     env["RENKEI_DATA_DIR"] = tempfile.mkdtemp(prefix="renkei-bench-")
     env["RENKEI_LOG_LEVEL"] = "ERROR"
     if not env["DATABASE_URL"].startswith("postgres"):
         sys.exit("This benchmark is about PostgreSQL: set DATABASE_URL=postgres://…")
+    return env
+
+
+def main() -> None:
+    env = renkei_environment()
     bodies = envelopes(indicators(OBJECTS))
     medallion, theirs = start_medallion(Path(tempfile.mkdtemp(prefix="medallion-bench-")))
     renkei, ours = start_renkei(env)

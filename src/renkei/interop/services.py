@@ -51,6 +51,7 @@ TLP_OF_MARKING = {marking: tlp for tlp, marking in TLP_MARKING_IDS.items()} | {
     TLP_V1_MARKINGS[name]: tlp
     for name, tlp in (("white", Tlp.CLEAR), ("green", Tlp.GREEN), ("amber", Tlp.AMBER), ("red", Tlp.RED))
 }
+
 # Ids listed in one statement (SQLite binds at most 32,766 parameters).
 IDS_PER_STATEMENT = 10_000
 # Objects indexed for correlation in one go after an import.

@@ -36,7 +36,7 @@ from django.utils.translation import gettext as _
 from renkei.interop.models import Collection, IngestStatus
 from renkei.interop.services import MAX_BUNDLE_BYTES, Failure, ingest
 from renkei.interop.stix_validation import BundleRejected, check_objects, load_document
-from renkei.sharing.choices import TLP_ORDER, ObservableType, Tlp
+from renkei.sharing.choices import TLP_ORDER, ObservableType, Tlp, is_narrower, narrowest
 from renkei.sharing.observables import normalize_observable
 from renkei.sharing.stix import TLP_MARKING_IDS, marking_definition, pattern, timestamp
 
@@ -87,7 +87,7 @@ class Conversion:
 def event_label(event: dict) -> str:
     """The narrowest of the event's TLP tag and its distribution level (see the module docstring)."""
     labels = _own_labels(event)
-    return _narrowest(labels) if labels else Tlp.AMBER
+    return narrowest(labels) if labels else Tlp.AMBER
 
 
 def _own_labels(item: dict) -> list[str]:
@@ -97,14 +97,6 @@ def _own_labels(item: dict) -> list[str]:
     if distribution in DISTRIBUTION_LABELS:
         labels.append(DISTRIBUTION_LABELS[distribution])
     return labels
-
-
-def _narrowest(labels: list[str]) -> str:
-    return max(labels, key=TLP_ORDER.index)
-
-
-def _narrower(label: str, than: str) -> bool:
-    return TLP_ORDER.index(label) > TLP_ORDER.index(than)
 
 
 def _tag_names(item: dict) -> list[str]:
@@ -201,7 +193,7 @@ def convert_event(document: dict, *, collection_tlp: str) -> Conversion:
             failure = Failure(indicator_id, None, message % {"value": attribute["timestamp"]})
             conversion.failures.append(failure)
             continue
-        attribute_label = _narrowest([label, *_own_labels(misp_object), *_own_labels(attribute)])
+        attribute_label = narrowest([label, *_own_labels(misp_object), *_own_labels(attribute)])
         try:
             indicator = _indicator(
                 attribute,
@@ -235,7 +227,7 @@ def _indicator(
     modified: dt.datetime,
 ) -> dict:
     """The indicator of an attribute labelled `label`; ValidationError when it may not have one here."""
-    if _narrower(label, collection_tlp):
+    if is_narrower(label, collection_tlp):
         # Checked before the value is read, so that no message repeats what the label protects.
         raise ValidationError(
             _(
@@ -302,7 +294,7 @@ def import_misp_event(collection: Collection, raw: bytes, *, user) -> IngestStat
     be stored are listed as failures in the status."""
     document = load_document(raw, max_bytes=MAX_BUNDLE_BYTES, what="event")
     conversion = convert_event(document, collection_tlp=collection.tlp)
-    if _narrower(conversion.label, collection.tlp):
+    if is_narrower(conversion.label, collection.tlp):
         raise ValidationError(
             _(
                 "The event is TLP:%(event)s but the collection is TLP:%(collection)s: choose a "

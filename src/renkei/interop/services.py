@@ -43,7 +43,7 @@ from renkei.interop.models import (
 from renkei.interop.observables import stix_observables
 from renkei.interop.stix_validation import TLP_V1_MARKINGS, garbage_collector_paused, parse_bundle
 from renkei.interop.tasks import stix_sightings_index
-from renkei.sharing.choices import TLP_ORDER, Tlp
+from renkei.sharing.choices import Tlp, is_narrower, narrowest
 from renkei.sharing.stix import TLP_MARKING_IDS
 
 # The TLP label of each marking an object may carry: TLP 2.0's, and 1.0's (whose WHITE is CLEAR).
@@ -148,12 +148,11 @@ def submissions_collection_for_new_organization(
 def _within_label(collection: Collection, objects: list[dict]) -> tuple[list[dict], list[Failure]]:
     """The objects `collection` may share as they are marked, and a failure for each one marked with
     a narrower TLP label than the collection's."""
-    ceiling = TLP_ORDER.index(collection.tlp)
     within, refused = [], []
     for obj in objects:
         labels = [TLP_OF_MARKING[ref] for ref in obj.get("object_marking_refs", ()) if ref in TLP_OF_MARKING]
-        label = max(labels, key=TLP_ORDER.index) if labels else None
-        if label is None or TLP_ORDER.index(label) <= ceiling:
+        label = narrowest(labels) if labels else None
+        if label is None or not is_narrower(label, collection.tlp):
             within.append(obj)
             continue
         message = _(

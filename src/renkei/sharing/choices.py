@@ -16,6 +16,16 @@ class Tlp(models.TextChoices):
 TLP_ORDER = [Tlp.CLEAR, Tlp.GREEN, Tlp.AMBER, Tlp.AMBER_STRICT, Tlp.RED]
 
 
+def narrowest(labels) -> str:
+    """The label of `labels` that reaches the fewest people."""
+    return max(labels, key=TLP_ORDER.index)
+
+
+def is_narrower(label: str, than: str) -> bool:
+    """Whether `label` reaches fewer people than `than`."""
+    return TLP_ORDER.index(label) > TLP_ORDER.index(than)
+
+
 class ReportKind(models.TextChoices):
     FAILURE = "failure", _("IT failure")
     SIGN = "sign", _("Sign or near miss")
